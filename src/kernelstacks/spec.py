@@ -1,0 +1,185 @@
+"""The stack model: layers of a ``venvstacks.toml`` after validation.
+
+:func:`load_spec` (in :mod:`kernelstacks.spec_loader`) produces a :class:`StackSpec`; everything
+downstream (show, lock, build, kernels) works from these objects and never from raw TOML, so
+validation happens in exactly one place.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kernelstacks.errors import KernelstacksError
+from kernelstacks.spec_fields import Kind
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One validated layer.
+
+    ``lower`` is the list of lower layers' build names in ``sys.path`` order: frameworks in C3
+    order, runtime last (empty for runtimes).
+    """
+
+    kind: Kind
+    name: str
+    requirements: tuple[str, ...]
+    python_implementation: str
+    runtime: str
+    platforms: tuple[str, ...]
+    frameworks: tuple[str, ...] = ()
+    lower: tuple[str, ...] = ()
+    versioned: bool = False
+    launch_module: Path | None = None
+    support_modules: tuple[Path, ...] = ()
+    linux_target: str | None = None
+    macosx_target: str | None = None
+    dynlib_exclude: tuple[str, ...] = ()
+    priority_indexes: tuple[str, ...] = ()
+    package_indexes: dict[str, str] = field(default_factory=dict)
+    index_overrides: dict[str, str] = field(default_factory=dict)
+    index: int = 0
+
+    @property
+    def build_name(self) -> str:
+        """``<runtime name>``, ``framework-<name>`` or ``app-<name>``."""
+        return self.kind.build_name(self.name)
+
+    def deploy_name(self, lock_version: int | None = None) -> str:
+        """Where the layer is deployed: versioned layers get ``@<lock_version>``."""
+        if self.versioned:
+            return f"{self.build_name}@{lock_version if lock_version is not None else 1}"
+        return self.build_name
+
+    @property
+    def py_version(self) -> str:
+        """The runtime's requested version, X.Y or X.Y.Z, from ``python_implementation``."""
+        return self.python_implementation.partition("@")[2]
+
+    @property
+    def py_minor(self) -> str:
+        """X.Y of the runtime: what locks and site-packages paths depend on."""
+        return ".".join(self.py_version.split(".")[:2])
+
+    @property
+    def launch_module_name(self) -> str | None:
+        """The importable name of the launch module (file stem or package dir name)."""
+        return module_name(self.launch_module) if self.launch_module else None
+
+    @property
+    def runtime_build_name(self) -> str:
+        """Build name of the runtime this layer sits on (itself for runtimes)."""
+        return self.name if self.kind is Kind.RUNTIME else self.runtime
+
+
+def module_name(path: Path) -> str:
+    """Importable name of a module file (``foo.py`` -> ``foo``) or package dir."""
+    return path.stem if path.suffix == ".py" else path.name
+
+
+@dataclass
+class StackSpec:
+    """A whole validated stack file."""
+
+    path: Path
+    name: str
+    layers: dict[str, LayerSpec]
+    uv_settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        """Folder of the stack file: relative paths in it are relative to this."""
+        return self.path.parent
+
+    def of_kind(self, kind: Kind) -> list[LayerSpec]:
+        """Layers of one kind in file order."""
+        return [layer for layer in self.layers.values() if layer.kind is kind]
+
+    @property
+    def runtimes(self) -> list[LayerSpec]:
+        """Runtime layers in file order."""
+        return self.of_kind(Kind.RUNTIME)
+
+    @property
+    def frameworks(self) -> list[LayerSpec]:
+        """Framework layers in file order."""
+        return self.of_kind(Kind.FRAMEWORK)
+
+    @property
+    def applications(self) -> list[LayerSpec]:
+        """Application layers in file order."""
+        return self.of_kind(Kind.APPLICATION)
+
+    def layer(self, build_name: str) -> LayerSpec:
+        """Look a layer up by build name."""
+        return self.layers[build_name]
+
+    def lower_layers(self, layer: LayerSpec) -> list[LayerSpec]:
+        """The layers under ``layer`` in ``sys.path`` order (runtime last)."""
+        return [self.layers[n] for n in layer.lower]
+
+    def dependents(self, build_names: Iterable[str]) -> set[str]:
+        """Build names of every layer that has any of ``build_names`` below it."""
+        wanted = set(build_names)
+        return {n for n, layer in self.layers.items() if wanted & set(layer.lower)}
+
+    def requirements_dir(self, layer: LayerSpec) -> Path:
+        """Where venvstacks keeps a layer's lock: ``requirements/<build-name>/``."""
+        return self.root / "requirements" / layer.build_name
+
+    def find_app(self, name: str) -> LayerSpec:
+        """An application by name or build name, with a helpful error otherwise."""
+        for app in self.applications:
+            if name in (app.name, app.build_name):
+                return app
+        from kernelstacks.errors import did_you_mean
+
+        names = [a.name for a in self.applications]
+        raise KernelstacksError(
+            f"{self.path}: no application layer named '{name}'"
+            f"{did_you_mean(name, names)} (applications: {', '.join(names) or 'none'})"
+        )
+
+    def select(self, patterns: Iterable[str] | None) -> list[LayerSpec]:
+        """Layers matching ``--include`` patterns plus what they need and what needs them.
+
+        A pattern matches a layer's name or build name (shell-style wildcards). No patterns
+        selects everything; a pattern that matches nothing is an error, since a typo would
+        otherwise silently do nothing.
+        """
+        pats = list(patterns or [])
+        if not pats:
+            return list(self.layers.values())
+        matched: set[str] = set()
+        for pat in pats:
+            hits = {
+                n
+                for n, layer in self.layers.items()
+                if fnmatch.fnmatchcase(layer.name, pat) or fnmatch.fnmatchcase(n, pat)
+            }
+            if not hits:
+                from kernelstacks.errors import did_you_mean
+
+                known = [layer.name for layer in self.layers.values()] + list(self.layers)
+                raise KernelstacksError(
+                    f"{self.path}: --include '{pat}' matches no layer{did_you_mean(pat, known)}"
+                )
+            matched |= hits
+        keep = set(matched)
+        for n in matched:
+            keep.update(self.layers[n].lower)
+        keep |= self.dependents(matched)
+        return [layer for n, layer in self.layers.items() if n in keep]
+
+
+def load_spec(path: str | Path) -> StackSpec:
+    """Load and validate a stack file; raises :class:`~kernelstacks.errors.SpecError`."""
+    from kernelstacks.spec_loader import SpecLoader
+
+    return SpecLoader(Path(path)).load()
