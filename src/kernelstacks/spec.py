@@ -95,7 +95,7 @@ class StackSpec:
     @property
     def root(self) -> Path:
         """Folder of the stack file: relative paths in it are relative to this."""
-        return self.path.parent
+        return self.path.parent.absolute()
 
     def of_kind(self, kind: Kind) -> list[LayerSpec]:
         """Layers of one kind in file order."""

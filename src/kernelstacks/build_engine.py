@@ -1,0 +1,349 @@
+"""``kernelstacks build``: runtimes and venv layers, built aside and swapped in atomically.
+
+Each layer is built in a hidden directory beside its final place (``_build/.<name>.build-*``) and
+renamed into ``_build/<build-name>`` only when complete, so a kernel or a user never sees a
+half-built layer and an interrupted build never loses the working one.  A small state file inside
+each layer records the hash of what it was built from: unchanged layers are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from kernelstacks import __version__
+from kernelstacks.errors import KernelstacksError
+from kernelstacks.host import current_platform
+from kernelstacks.lock_engine import module_hash
+from kernelstacks.lock_metadata import lock_path, lock_status, sha256_file, sha256_text
+from kernelstacks.progress import Reporter
+from kernelstacks.scheduler import run_in_order
+from kernelstacks.spec import LayerSpec, StackSpec
+from kernelstacks.spec_fields import Kind
+
+#: Bump when the layout of built layers changes, so old builds are rebuilt.
+BUILD_FORMAT = 1
+STATE_FILE = Path("share/venv/metadata/kernelstacks_build.json")
+LAYER_METADATA = Path("share/venv/metadata/venvstacks_layer.json")
+
+
+@dataclass
+class BuildOptions:
+    """How to build: where, how many layers at once, which runtime source."""
+
+    build_dir: Path
+    jobs: int = 2
+    runtime_source: str = "auto"
+    python_overrides: Mapping[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class BuildSummary:
+    """Per layer: built, unchanged, skipped (other platform), failed or blocked."""
+
+    build_dir: Path
+    states: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no layer failed."""
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form for ``--json`` and the notebook side."""
+        return {
+            "build_dir": str(self.build_dir),
+            "layers": self.states,
+            "errors": self.errors,
+            "notes": self.notes,
+            "ok": self.ok,
+        }
+
+
+def default_build_dir(spec: StackSpec) -> Path:
+    """``_build`` beside the stack file, as venvstacks does."""
+    return spec.root / "_build"
+
+
+def layer_dir(options: BuildOptions, layer: LayerSpec) -> Path:
+    """Where a built layer lives: ``<build dir>/<build-name>``."""
+    return options.build_dir / layer.build_name
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """The build state file of a built layer, or an empty dict."""
+    try:
+        data = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def runtime_python(path: Path) -> Path:
+    """The interpreter of a runtime layer directory."""
+    return path / "bin" / "python3"
+
+
+def _state_inputs(spec: StackSpec, layer: LayerSpec, options: BuildOptions) -> dict[str, Any]:
+    """Everything a built layer depends on; its hash decides whether to rebuild."""
+    inputs: dict[str, Any] = {
+        "format": BUILD_FORMAT,
+        "lock": sha256_file(lock_path(spec, layer)),
+        "lower": list(layer.lower),
+    }
+    if layer.kind is Kind.RUNTIME:
+        inputs["implementation"] = layer.python_implementation
+        inputs["source"] = options.runtime_source
+        override = options.python_overrides.get(layer.python_implementation)
+        inputs["override"] = str(override) if override else None
+    else:
+        runtime_state = read_state(options.build_dir / layer.runtime)
+        inputs["runtime"] = runtime_state.get("runtime", {}).get("version")
+        if layer.kind is Kind.APPLICATION and layer.launch_module is not None:
+            inputs["modules"] = [
+                (p.name, module_hash(p)) for p in [layer.launch_module, *layer.support_modules]
+            ]
+    return inputs
+
+
+def _is_current(path: Path, inputs_hash: str) -> bool:
+    """True when the layer at ``path`` was built from exactly these inputs and looks whole."""
+    state = read_state(path)
+    return state.get("inputs_hash") == inputs_hash and (path / "bin").is_dir()
+
+
+def _build_one(spec: StackSpec, layer: LayerSpec, options: BuildOptions, reporter: Reporter) -> str:
+    """Build one layer if its inputs changed; returns its state for the summary."""
+    from kernelstacks import layers as L
+
+    t0 = time.monotonic()
+    name = layer.build_name
+    final = layer_dir(options, layer)
+    reporter.layer_started(name, "checking")
+    L.recover(final)
+    inputs = _state_inputs(spec, layer, options)
+    inputs_hash = sha256_text(json.dumps(inputs, sort_keys=True, default=str))
+    if _is_current(final, inputs_hash):
+        reporter.layer_finished(name, "unchanged", time.monotonic() - t0)
+        return "unchanged"
+    built = L.new_build_dir(final)
+    try:
+        if layer.kind is Kind.RUNTIME:
+            extra = _build_runtime(spec, layer, options, built, reporter)
+        else:
+            extra = _build_venv_layer(spec, layer, options, built, final, reporter)
+        _write_state(built, inputs_hash, extra)
+        reporter.step(name, "swapping in")
+        L.swap_in(built, final)
+    except BaseException:
+        shutil.rmtree(built, ignore_errors=True)
+        raise
+    reporter.layer_finished(name, "built", time.monotonic() - t0)
+    return "built"
+
+
+def _write_state(built: Path, inputs_hash: str, extra: dict[str, Any]) -> None:
+    target = built / STATE_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    state = {"inputs_hash": inputs_hash, "kernelstacks": __version__, **extra}
+    target.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _build_runtime(
+    spec: StackSpec, layer: LayerSpec, options: BuildOptions, built: Path, reporter: Reporter
+) -> dict[str, Any]:
+    """Provision the interpreter, install the runtime's own requirements, write metadata."""
+    from kernelstacks import layers as L
+    from kernelstacks.locking import install_lock
+    from kernelstacks.runtimes import build_runtime, choose_interpreter
+
+    name = layer.build_name
+    reporter.step(name, f"finding {layer.python_implementation}")
+    choice = choose_interpreter(
+        layer.python_implementation,
+        options.runtime_source,
+        options.python_overrides,
+        dict(os.environ),
+    )
+    reporter.note(f"{name}: {choice.source} runtime {choice.version} ({choice.origin})")
+    reporter.step(name, f"copying {choice.source} CPython {choice.version}")
+    info = build_runtime(choice, built, log=lambda msg: reporter.step(name, msg))
+    python = runtime_python(built)
+    if layer.requirements:
+        reporter.step(name, "installing runtime requirements")
+        install_lock(python, lock_path(spec, layer))
+        L.fix_script_shebangs(built)
+    py_version = str(info.get("version", choice.version))
+    L.write_layer_metadata(
+        built,
+        python="bin/python3",
+        py_version=py_version,
+        base_python="bin/python3",
+        site_dir=f"lib/python{layer.py_minor}/site-packages",
+        pylib_dirs=[],
+        dynlib_dirs=[],
+        launch_module=None,
+        extra={"kernelstacks": {"kind": "runtime", "runtime": info}},
+    )
+    return {"runtime": {**info, "version": py_version}}
+
+
+def _build_venv_layer(
+    spec: StackSpec,
+    layer: LayerSpec,
+    options: BuildOptions,
+    built: Path,
+    final: Path,
+    reporter: Reporter,
+) -> dict[str, Any]:
+    """A venv on the runtime, chained to its lower layers, filled from its lock."""
+    from kernelstacks import layers as L
+    from kernelstacks.locking import install_lock
+
+    name = layer.build_name
+    runtime_dir = options.build_dir / layer.runtime
+    lowers = [options.build_dir / n for n in layer.lower]
+    runtime_state = read_state(runtime_dir)
+    py_version = runtime_state.get("runtime", {}).get("version", layer.py_version)
+    reporter.step(name, "creating venv")
+    L.create_layer_venv(runtime_python(runtime_dir), built)
+    L.write_chain(built, layer.py_minor, lowers, final_dir=final)
+    python = built / "bin" / "python"
+    reporter.step(name, "installing packages")
+    install_lock(python, lock_path(spec, layer))
+    if layer.kind is Kind.APPLICATION:
+        reporter.step(name, "adding launch modules")
+        _copy_modules(layer, L.site_packages(built, layer.py_minor))
+    reporter.step(name, "linking native libraries")
+    patched = L.link_native_libs(built, lowers)
+    reporter.step(name, "compiling bytecode")
+    L.compile_layer(built, python)
+    L.fix_script_shebangs(built)
+    site_dir = f"lib/python{layer.py_minor}/site-packages"
+    L.write_layer_metadata(
+        built,
+        python="bin/python",
+        py_version=py_version,
+        base_python=os.path.relpath(runtime_python(runtime_dir), options.build_dir / name),
+        site_dir=site_dir,
+        pylib_dirs=[os.path.relpath(low / site_dir, options.build_dir / name) for low in lowers],
+        dynlib_dirs=[],
+        launch_module=layer.launch_module_name,
+        extra={
+            "kernelstacks": {
+                "kind": layer.kind.value,
+                "layer": name,
+                "lower_layers": list(layer.lower),
+                "native_links": patched,
+            }
+        },
+    )
+    return {"lower": list(layer.lower), "native_links": patched}
+
+
+def _copy_modules(layer: LayerSpec, site_dir: Path) -> None:
+    """Copy launch and support modules into site-packages, without caches or VCS files."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".git*")
+    for source in [layer.launch_module, *layer.support_modules]:
+        if source is None:
+            continue
+        target = site_dir / source.name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=ignore)
+        else:
+            shutil.copyfile(source, target)
+
+
+def check_locks(spec: StackSpec, layers: list[LayerSpec]) -> None:
+    """Building needs a valid lock for every layer; say exactly which are missing or stale."""
+    bad = []
+    for layer in layers:
+        status = lock_status(spec, layer)
+        if not status.valid:
+            bad.append(f"{layer.build_name} ({status.reason or status.state})")
+    if bad:
+        raise KernelstacksError(
+            f"{spec.path}: these layers have no valid lock: {', '.join(bad)}. "
+            "Run 'kernelstacks lock' first, or build with --lock-if-needed."
+        )
+
+
+def layers_to_build(spec: StackSpec, include: list[str] | None) -> list[LayerSpec]:
+    """Selected layers plus the layers below them (an app cannot run without them)."""
+    selected = spec.select(include)
+    needed = {layer.build_name for layer in selected}
+    for layer in selected:
+        needed.update(layer.lower)
+    return [layer for name, layer in spec.layers.items() if name in needed]
+
+
+def build_stack(
+    spec: StackSpec,
+    include: list[str] | None,
+    options: BuildOptions,
+    reporter: Reporter | None = None,
+) -> BuildSummary:
+    """Build the selected layers in dependency order, independent ones in parallel."""
+    reporter = reporter or Reporter()
+    summary = BuildSummary(options.build_dir)
+    platform = current_platform()
+    layers = layers_to_build(spec, include)
+    todo = [layer for layer in layers if platform in layer.platforms]
+    for layer in layers:
+        if layer not in todo:
+            summary.states[layer.build_name] = "skipped"
+            summary.notes.append(f"{layer.build_name} is not built for {platform}")
+            reporter.note(f"skipping {layer.build_name}: not built for {platform}")
+    check_locks(spec, todo)
+    options.build_dir.mkdir(parents=True, exist_ok=True)
+    guard = FileLock(str(options.build_dir / ".kernelstacks-build.lock"))
+    try:
+        guard.acquire(timeout=0)
+    except Timeout:
+        reporter.note(f"another build of {options.build_dir} is running; waiting for it")
+        guard.acquire()
+    try:
+        reporter.start("build", [layer.build_name for layer in todo])
+        outcomes = run_in_order(
+            [layer.build_name for layer in todo],
+            lambda n: spec.layers[n].lower,
+            lambda n: _build_one(spec, spec.layers[n], options, reporter),
+            jobs=options.jobs,
+        )
+    finally:
+        guard.release()
+    for name, outcome in outcomes.items():
+        if outcome.ok:
+            summary.states[name] = str(outcome.result)
+        elif outcome.blocked_by:
+            summary.states[name] = "blocked"
+            summary.errors[name] = f"not built: lower layer {outcome.blocked_by} failed"
+        else:
+            summary.states[name] = "failed"
+            summary.errors[name] = describe_error(outcome.error)
+            reporter.error(name, summary.errors[name])
+    reporter.done(summary.as_dict())
+    return summary
+
+
+def describe_error(exc: BaseException | None) -> str:
+    """One readable line (or a few) for a failed layer, without a traceback."""
+    import subprocess
+
+    if isinstance(exc, subprocess.CalledProcessError):
+        tail = (exc.stderr or exc.stdout or "").strip().splitlines()[-5:]
+        cmd = " ".join(str(c) for c in exc.cmd[:4]) if isinstance(exc.cmd, list) else exc.cmd
+        return f"command failed ({cmd} ...): " + " | ".join(tail)
+    if isinstance(exc, KernelstacksError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

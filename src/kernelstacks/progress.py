@@ -1,0 +1,184 @@
+"""Progress reporting for long work (lock, build): rich in a terminal, JSON lines for programs.
+
+The engine only calls :class:`Reporter` methods; the CLI picks the implementation.  The JSON
+form (one object per line on stdout) is what the notebook side reads to drive its progress bar,
+so its field names are a contract: ``event`` (``start``, ``layer_started``, ``step``,
+``layer_finished``, ``error``, ``done``), ``layer``, ``message``, ``status``, ``seconds``,
+``index`` and ``total``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import IO, Any
+
+
+class Reporter:
+    """Silent reporter; subclasses show progress.  Thread-safe: layers build in parallel."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.total = 0
+        self.finished = 0
+
+    def start(self, action: str, layers: list[str]) -> None:
+        """A command starts working on ``layers``."""
+        self.total = len(layers)
+
+    def layer_started(self, layer: str, action: str) -> None:
+        """Work on one layer begins."""
+
+    def step(self, layer: str, message: str) -> None:
+        """A step within a layer (resolving, installing, compiling...)."""
+
+    def layer_finished(self, layer: str, status: str, seconds: float, message: str = "") -> None:
+        """A layer is done: status is ``built``, ``locked``, ``skipped``, ``unchanged``..."""
+        with self._lock:
+            self.finished += 1
+
+    def error(self, layer: str | None, message: str) -> None:
+        """Something failed."""
+
+    def note(self, message: str) -> None:
+        """A remark that is not tied to progress (e.g. which runtime source was used)."""
+
+    def done(self, summary: dict[str, Any]) -> None:
+        """The command finished."""
+
+    def close(self) -> None:
+        """Release the terminal."""
+
+
+class JsonReporter(Reporter):
+    """One JSON object per line, flushed at once so a reader sees progress live."""
+
+    def __init__(self, stream: IO[str] | None = None):
+        super().__init__()
+        self.stream = stream or sys.stdout
+        self.t0 = time.monotonic()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        """Write one event line."""
+        record = {"event": event, "time": round(time.monotonic() - self.t0, 3), **fields}
+        with self._lock:
+            self.stream.write(json.dumps(record, default=str) + "\n")
+            self.stream.flush()
+
+    def start(self, action: str, layers: list[str]) -> None:
+        super().start(action, layers)
+        self.emit("start", action=action, layers=layers, total=len(layers))
+
+    def layer_started(self, layer: str, action: str) -> None:
+        self.emit("layer_started", layer=layer, action=action)
+
+    def step(self, layer: str, message: str) -> None:
+        self.emit("step", layer=layer, message=message)
+
+    def layer_finished(self, layer: str, status: str, seconds: float, message: str = "") -> None:
+        super().layer_finished(layer, status, seconds, message)
+        self.emit(
+            "layer_finished",
+            layer=layer,
+            status=status,
+            seconds=round(seconds, 3),
+            message=message,
+            index=self.finished,
+            total=self.total,
+        )
+
+    def error(self, layer: str | None, message: str) -> None:
+        self.emit("error", layer=layer, message=message)
+
+    def note(self, message: str) -> None:
+        self.emit("note", message=message)
+
+    def done(self, summary: dict[str, Any]) -> None:
+        self.emit("done", **summary)
+
+
+class PlainReporter(Reporter):
+    """A line per finished layer on stderr, for logs and pipes (no live display)."""
+
+    def layer_finished(self, layer: str, status: str, seconds: float, message: str = "") -> None:
+        super().layer_finished(layer, status, seconds, message)
+        extra = f"  {message}" if message else ""
+        print(f"{status:>9} {layer} ({seconds:.1f}s){extra}", file=sys.stderr, flush=True)
+
+    def error(self, layer: str | None, message: str) -> None:
+        print(f"error: {layer + ': ' if layer else ''}{message}", file=sys.stderr, flush=True)
+
+    def note(self, message: str) -> None:
+        print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+class RichReporter(Reporter):
+    """A live rich progress display: an overall bar plus a line per layer in progress."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.overall: Any = None
+        self.tasks: dict[str, Any] = {}
+
+    def start(self, action: str, layers: list[str]) -> None:
+        super().start(action, layers)
+        self.progress.start()
+        self.overall = self.progress.add_task(f"[bold]{action}[/]", total=len(layers))
+
+    def layer_started(self, layer: str, action: str) -> None:
+        with self._lock:
+            self.tasks[layer] = self.progress.add_task(f"  {layer}: {action}", total=None)
+
+    def step(self, layer: str, message: str) -> None:
+        with self._lock:
+            task = self.tasks.get(layer)
+            if task is not None:
+                self.progress.update(task, description=f"  {layer}: {message}")
+
+    def layer_finished(self, layer: str, status: str, seconds: float, message: str = "") -> None:
+        super().layer_finished(layer, status, seconds, message)
+        with self._lock:
+            task = self.tasks.pop(layer, None)
+            if task is not None:
+                self.progress.remove_task(task)
+            if self.overall is not None:
+                self.progress.advance(self.overall)
+        colour = {"skipped": "dim", "unchanged": "dim", "failed": "red"}.get(status, "green")
+        extra = f" [dim]{message}[/]" if message else ""
+        self.console.print(f"[{colour}]{status:>9}[/] {layer} [dim]({seconds:.1f}s)[/]{extra}")
+
+    def error(self, layer: str | None, message: str) -> None:
+        from rich.markup import escape
+
+        where = f"{layer}: " if layer else ""
+        self.console.print(f"[bold red]error:[/] {escape(where + message)}")
+
+    def note(self, message: str) -> None:
+        from rich.markup import escape
+
+        self.console.print(f"[cyan]note:[/] {escape(message)}")
+
+    def close(self) -> None:
+        self.progress.stop()

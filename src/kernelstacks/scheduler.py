@@ -1,0 +1,64 @@
+"""Run per-layer work in dependency order, independent layers in parallel.
+
+A layer starts once every layer below it (that is part of the run) has finished.  When a layer
+fails, the layers above it are not attempted (they are reported as blocked) while unrelated
+layers carry on: one broken app must not stop its siblings from building.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass
+class Outcome(Generic[T]):
+    """What happened to one layer."""
+
+    name: str
+    result: T | None = None
+    error: BaseException | None = None
+    blocked_by: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the work ran and succeeded."""
+        return self.error is None and self.blocked_by is None
+
+
+def run_in_order(
+    names: Iterable[str],
+    deps: Callable[[str], Iterable[str]],
+    work: Callable[[str], T],
+    jobs: int = 1,
+) -> dict[str, Outcome[T]]:
+    """Run ``work(name)`` for every name once its ``deps`` (within ``names``) are done."""
+    order = list(names)
+    wanted = set(order)
+    pending = {n: {d for d in deps(n) if d in wanted} for n in order}
+    outcomes: dict[str, Outcome[T]] = {}
+    running: dict[Future[T], str] = {}
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        while pending or running:
+            for name in [n for n in order if n in pending]:
+                blockers = [d for d in pending[name] if d in outcomes and not outcomes[d].ok]
+                if blockers:
+                    outcomes[name] = Outcome(name, blocked_by=blockers[0])
+                    del pending[name]
+                elif all(d in outcomes for d in pending[name]) and len(running) < max(1, jobs):
+                    running[pool.submit(work, name)] = name
+                    del pending[name]
+            if not running:
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                exc = future.exception()
+                outcomes[name] = (
+                    Outcome(name, error=exc) if exc else Outcome(name, result=future.result())
+                )
+    return {n: outcomes[n] for n in order}
