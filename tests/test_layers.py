@@ -336,17 +336,6 @@ def test_chain_is_idempotent_on_311_where_pth_runs_twice(tmp_path: Path) -> None
     assert path.count(os.fspath(site_packages(fa, "3.11") / "fa_extra")) == 1
 
 
-def test_chain_survives_moving_the_stack(mini: dict[str, Path], tmp_path: Path) -> None:
-    root = copy_layers(mini["root"], tmp_path / "deeper" / "elsewhere" / "stack")
-    seen = probe(root / "app-demo", "-I")
-    a_sp = site_packages(root / "framework-a", PY)
-    assert position(seen["path"], site_packages(root / "app-demo", PY)) < position(
-        seen["path"], a_sp
-    )
-    assert seen["path"][-1] == os.fspath(site_packages(mini["runtime"], PY))
-    assert os.fspath(site_packages(mini["a"], PY)) not in seen["path"]
-
-
 # --------------------------------------------------------------------------------------------
 # a real stack built with uv (slow)
 # --------------------------------------------------------------------------------------------

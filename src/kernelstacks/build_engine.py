@@ -313,6 +313,7 @@ def build_stack(
         reporter.note(f"another build of {options.build_dir} is running; waiting for it")
         guard.acquire()
     try:
+        _remove_stale_build_dirs(options.build_dir)
         reporter.start("build", [layer.build_name for layer in todo])
         outcomes = run_in_order(
             [layer.build_name for layer in todo],
@@ -334,6 +335,13 @@ def build_stack(
             reporter.error(name, summary.errors[name])
     reporter.done(summary.as_dict())
     return summary
+
+
+def _remove_stale_build_dirs(build_dir: Path) -> None:
+    """Delete half-built layers left by a killed build (safe: we hold the build lock)."""
+    for stale in build_dir.glob(".*.build-*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def describe_error(exc: BaseException | None) -> str:

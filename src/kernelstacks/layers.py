@@ -140,6 +140,7 @@ import site
 import sys
 
 _HERE_TO_LAYER = {here_to_layer!r}
+_RUNTIME = {runtime_rel!r}
 _LOWER = (
 {lower}
 )
@@ -166,7 +167,21 @@ def _fail(missing):
     raise SystemExit("\\n".join(lines))
 
 
+def _check_runtime():
+    """Refuse to run on another Python than the stack's own runtime (e.g. after a move)."""
+    expected = os.path.realpath(os.path.join(LAYER_DIR, _RUNTIME))
+    actual = os.path.realpath(sys.base_prefix)
+    if expected != actual:
+        sys.tracebacklimit = 0
+        raise SystemExit(
+            f"kernelstacks: the Python layer {{LAYER_DIR}} runs on {{actual}}, but its stack's "
+            f"runtime is {{expected}}.\\nThe stack was moved or copied without redeploying: run "
+            "'kernelstacks deploy --relink' on the new location (or rebuild it there)."
+        )
+
+
 def _link():
+    _check_runtime()
     missing = [path for path in LOWER_SITE_DIRS if not os.path.isdir(path)]
     if missing:
         _fail(missing)
@@ -225,6 +240,7 @@ def write_chain(
     here_to_layer = Path(os.path.relpath(layer_dir, sp)).as_posix()
     source = _CHAIN_TEMPLATE.format(
         here_to_layer=here_to_layer,
+        runtime_rel=_runtime_reference(final, runtime),
         lower="\n".join(f"    {entry!r}," for entry in lower),
         pth=CHAIN_PTH,
         tail=CHAIN_TAIL_PTH,
@@ -232,6 +248,18 @@ def write_chain(
     _write_text_atomic(sp / f"{CHAIN_MODULE}.py", source)
     _write_text_atomic(sp / CHAIN_PTH, f"import {CHAIN_MODULE}\n")
     _write_text_atomic(sp / CHAIN_TAIL_PTH, f"import {CHAIN_MODULE}; {CHAIN_MODULE}._finish()\n")
+
+
+def _runtime_reference(final: Path, runtime: Path) -> str:
+    """How the chain names the runtime it must run on: relative when it is a sibling layer.
+
+    A stack's runtime is a sibling of its other layers and moves with them, so a relative
+    reference detects a stack moved without redeploying (``pyvenv.cfg`` still naming the old
+    runtime). A runtime outside the stack is referenced by its absolute real path.
+    """
+    if _real(final).parent == _real(runtime).parent:
+        return relative_to_layer(final, runtime)
+    return os.fspath(_real(runtime))
 
 
 def _check_runtime_matches(layer_dir: Path, runtime: Path) -> None:
