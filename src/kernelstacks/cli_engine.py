@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -125,6 +126,13 @@ def build(
     jobs: JobsOpt = 2,
     runtime_source: RuntimeSourceOpt = "auto",
     python: PythonOpt = None,
+    kernels: Annotated[
+        bool, typer.Option("--kernels", help="Then register kernel-enabled apps as kernels.")
+    ] = False,
+    kernels_prefix: Annotated[
+        Path | None,
+        typer.Option("--kernels-prefix", help="With --kernels: write to DIR/share/jupyter."),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Build layers into the build dir: runtimes, then framework and application venvs."""
@@ -142,12 +150,27 @@ def build(
             reporter,
             json_output,
         )
+        if ok and (kernels or kernels_prefix):
+            _build_kernels(stack, include, build_dir, kernels_prefix, json_output)
     except KernelstacksError as exc:
         reporter.close()
         report_error(exc, json_output)
         raise typer.Exit(1) from None
     if not ok:
         raise typer.Exit(1)
+
+
+def _build_kernels(stack, include, build_dir, prefix, as_json) -> None:
+    """``build --kernels``: register the kernels after a successful build."""
+    from kernelstacks.cli_kernels import install_kernels
+
+    scope = "prefix" if prefix else "user"
+    done = install_kernels(stack, include, build_dir, scope, prefix)
+    for name, path in done:
+        if as_json:
+            print(json.dumps({"event": "kernel_installed", "name": name, "directory": str(path)}))
+        else:
+            _console().print(f"[green]kernel[/] [bold]{name}[/] -> {path}")
 
 
 def run_build(
