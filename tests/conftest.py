@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def local_python(version: str) -> Path | None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Point uv and Jupyter at session-temporary directories for the whole run."""
     base = tmp_path_factory.mktemp("isolated")
     mp = pytest.MonkeyPatch()
@@ -56,3 +57,11 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
         mp.delenv(key, raising=False)
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def kernel_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A built stack (jupyter + data frameworks, two apps) with its kernels registered."""
+    from kernel_helpers import build_kernel_stack
+
+    return build_kernel_stack(tmp_path_factory.mktemp("kernels") / "stack")

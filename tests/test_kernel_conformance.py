@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import local_python
-from kernel_helpers import LAB_KERNEL, build_kernel_stack
+from kernel_helpers import LAB_KERNEL
 
 jkt = pytest.importorskip("jupyter_kernel_test")
 
@@ -19,13 +19,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build the kernel stack before the suite starts its kernel (shared with test_kernels)."""
-    from kernel_helpers import user_kernels_dir
-
-    if not (user_kernels_dir() / LAB_KERNEL).exists():
-        build_kernel_stack(tmp_path_factory.mktemp("conformance") / "stack")
-    return user_kernels_dir()
+def _stack(kernel_stack: Path) -> Path:
+    """Build the kernel stack (shared session fixture) before the suite starts its kernel."""
+    return kernel_stack
 
 
 class LayeredKernelTests(jkt.KernelTests):

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import local_python
 from engine_helpers import ks
-from kernel_helpers import LAB_KERNEL, build_kernel_stack, kernel_json, user_kernels_dir
+from kernel_helpers import LAB_KERNEL, kernel_json, user_kernels_dir
 
 jupyter_client = pytest.importorskip("jupyter_client")
 
@@ -21,11 +21,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(local_python("3.12") is None, reason="needs a local CPython 3.12"),
 ]
-
-
-@pytest.fixture(scope="session")
-def kernel_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_kernel_stack(tmp_path_factory.mktemp("kernels") / "stack")
 
 
 class Session:

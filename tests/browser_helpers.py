@@ -1,0 +1,114 @@
+"""JupyterLab in headless Chromium (Debian's /usr/bin/chromium) driven by Python Playwright."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+CHROMIUM = os.environ.get("KERNELSTACKS_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def jupyter_lab(root: Path) -> Iterator[str]:
+    """Start JupyterLab on a free loopback port without a token; yield its base URL."""
+    port = free_port()
+    log = open(root / "jupyterlab.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--allow-root",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"{url}/api/status", timeout=2)
+                break
+            if proc.poll() is not None:
+                raise RuntimeError((root / "jupyterlab.log").read_text())
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("JupyterLab did not start in 120 s")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@contextlib.contextmanager
+def browser_page() -> Iterator[object]:
+    """A Playwright page in headless Debian Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            yield page
+        finally:
+            browser.close()
+
+
+def open_kernel_notebook(page, url: str, display_name: str):
+    """Open JupyterLab, click the kernel's launcher card, wait for an idle notebook."""
+    page.goto(f"{url}/lab", wait_until="domcontentloaded")
+    card = page.locator(f".jp-LauncherCard[title*='{display_name}']").first
+    card.wait_for(timeout=120_000)
+    card.click()
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+        timeout=120_000
+    )
+    return card
+
+
+def run_cell(page, code: str, expect: str, timeout: float = 120_000) -> str:
+    """Type code into the active cell, run it, wait until the output contains ``expect``."""
+    editor = page.locator(".jp-Notebook .jp-Cell .cm-content").last
+    editor.click()
+    page.keyboard.type(code)
+    page.keyboard.press("Shift+Enter")
+    output = page.locator(".jp-OutputArea-output", has_text=expect).first
+    output.wait_for(timeout=timeout)
+    return output.inner_text()
