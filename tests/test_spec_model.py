@@ -161,3 +161,19 @@ def test_include_no_match_is_an_error(diamond: Path) -> None:
     result = run_cli("show", str(diamond), "--include", "nothing")
     assert result.returncode == 1
     assert "matches no layer" in result.stderr
+
+
+def test_kernels_setting_adds_kernel_packages(diamond: Path) -> None:
+    text = diamond.read_text() + '\n[tool.kernelstacks]\nkernels = ["top"]\n'
+    diamond.write_text(text)
+    stack = load_spec(diamond)
+    assert stack.layer("app-top").requirements == ("six", "ipykernel", "ipywidgets")
+    assert stack.layer("app-solo").requirements == ()
+
+
+def test_kernels_pattern_must_match_an_app(diamond: Path) -> None:
+    from kernelstacks.errors import SpecError
+
+    diamond.write_text(diamond.read_text() + '\n[tool.kernelstacks]\nkernels = ["tpo"]\n')
+    with pytest.raises(SpecError, match="pattern 'tpo' matches no application; did you mean 'top'"):
+        load_spec(diamond)

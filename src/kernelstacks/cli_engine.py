@@ -264,6 +264,9 @@ def demo(
     ] = None,
     runtime_source: RuntimeSourceOpt = "auto",
     jobs: JobsOpt = 2,
+    kernels: Annotated[
+        bool, typer.Option("--kernels", help="Also register the demo apps as Jupyter kernels.")
+    ] = False,
 ) -> None:
     """Write the embedded demo stack, lock it, build it and run both of its apps."""
     from kernelstacks.demo_stack import write_demo
@@ -296,8 +299,19 @@ def demo(
             report_error(KernelstacksError(f"app {app.name} exited with status {code}"))
             raise typer.Exit(code)
     console.rule()
+    if kernels:
+        try:
+            _build_kernels(stack, None, None, None, False)
+        except KernelstacksError as exc:
+            report_error(exc)
+            raise typer.Exit(1) from None
     console.print(
         f"Built the demo stack in [bold]{stack.root / '_build'}[/]. Try:\n"
         f"  kernelstacks show {spec_path}\n"
-        f"  kernelstacks run {spec_path} analysis"
+        f"  kernelstacks run {spec_path} analysis\n"
+        + (
+            ""
+            if kernels
+            else f"  kernelstacks kernels install {spec_path}   # both apps as Jupyter kernels\n"
+        )
     )

@@ -7,11 +7,15 @@ Later passes only look at what earlier passes found sound, so one mistake is rep
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from kernelstacks.c3 import C3Conflict, find_cycle, linearize
 from kernelstacks.errors import Problem, SpecError, did_you_mean
@@ -142,12 +146,13 @@ class SpecLoader:
         self._check_platforms(raw, by_name)
         self._check_modules(raw)
         self._check_indexes(raw, uv_settings)
+        self._check_kernel_patterns(raw, settings)
         if self.problems:
             raise SpecError(sorted(self.problems, key=lambda p: (p.line is None, p.line or 0)))
         return StackSpec(
             path=self.path,
             name=settings.get("name") or self._default_stack_name(),
-            layers=self._build_layers(raw, by_name),
+            layers=self._build_layers(raw, by_name, settings),
             uv_settings=uv_settings,
             settings=settings,
             warnings=self.warnings,
@@ -669,16 +674,32 @@ class SpecLoader:
                         f"unknown index '{name}'{did_you_mean(name, known)}{where}", layer, key
                     )
 
+    def _check_kernel_patterns(self, raw: list[_RawLayer], settings: dict[str, Any]) -> None:
+        """Each ``[tool.kernelstacks] kernels`` pattern must match an application."""
+        apps = [r.name for r in raw if r.kind is Kind.APPLICATION and r.name_ok]
+        for pattern in settings.get("kernels", []):
+            if not any(
+                fnmatch.fnmatchcase(a, pattern) or fnmatch.fnmatchcase(f"app-{a}", pattern)
+                for a in apps
+            ):
+                self.problem(
+                    f"pattern '{pattern}' matches no application{did_you_mean(pattern, apps)}",
+                    key="kernels",
+                    label="[tool.kernelstacks]",
+                )
+
     # -- result --------------------------------------------------------------------------------
 
     def _build_layers(
-        self, raw: list[_RawLayer], by_name: dict[Kind, dict]
+        self, raw: list[_RawLayer], by_name: dict[Kind, dict], settings: dict[str, Any]
     ) -> dict[str, LayerSpec]:
         """Turn validated raw tables into LayerSpec objects keyed by build name."""
         runtimes = by_name[Kind.RUNTIME]
         layers: dict[str, LayerSpec] = {}
         for r in raw:
-            d = r.data
+            d = dict(r.data)
+            if r.kind is Kind.APPLICATION and _is_kernel_app(r.name, settings):
+                d["requirements"] = with_kernel_packages(d.get("requirements", []))
             runtime = r.name if r.kind is Kind.RUNTIME else r.runtime or ""
             impl = runtimes[runtime].data["python_implementation"]
             launch = d.get("launch_module")
@@ -703,3 +724,26 @@ class SpecLoader:
                 index=r.index,
             )
         return layers
+
+
+#: What ``[tool.kernelstacks] kernels`` adds to the applications it names.
+KERNEL_PACKAGES = ("ipykernel", "ipywidgets")
+
+
+def _is_kernel_app(name: str, settings: dict[str, Any]) -> bool:
+    patterns = settings.get("kernels") or []
+    return any(
+        fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(f"app-{name}", p) for p in patterns
+    )
+
+
+def with_kernel_packages(requirements: list[str]) -> list[str]:
+    """Requirements plus ipykernel/ipywidgets unless already required (by any specifier).
+
+    Adding them is safe even when a framework provides them: the app's lock pins them to the
+    framework's version and leaves them out of the app layer.
+    """
+    present = {
+        canonicalize_name(Requirement(r).name) for r in requirements if check_requirement(r) is None
+    }
+    return [*requirements, *(p for p in KERNEL_PACKAGES if p not in present)]
