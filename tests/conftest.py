@@ -65,3 +65,11 @@ def kernel_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from kernel_helpers import build_kernel_stack
 
     return build_kernel_stack(tmp_path_factory.mktemp("kernels") / "stack")
+
+
+@pytest.fixture(scope="session")
+def tour_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second kernel stack ("tour") that notebooks may change (add/remove/build)."""
+    from kernel_helpers import build_kernel_stack
+
+    return build_kernel_stack(tmp_path_factory.mktemp("tour") / "stack", stack_name="tour")

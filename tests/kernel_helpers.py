@@ -38,7 +38,7 @@ runtime = "cpython-3.12"
 requirements = ["idna"]
 
 [tool.kernelstacks]
-name = "kst"
+name = "STACK_NAME"
 
 [tool.uv]
 exclude-newer = "{EXCLUDE_NEWER}"
@@ -47,9 +47,9 @@ exclude-newer = "{EXCLUDE_NEWER}"
 LAB_KERNEL = "kernelstacks-kst-lab"
 
 
-def build_kernel_stack(root: Path) -> Path:
+def build_kernel_stack(root: Path, stack_name: str = "kst") -> Path:
     """Write, lock and build the stack and register its kernels (user scope)."""
-    spec = write_spec(root, KERNEL_STACK)
+    spec = write_spec(root, KERNEL_STACK.replace("STACK_NAME", stack_name))
     (root / "lab.py").write_text("print('lab')\n")
     (root / "plain.py").write_text("print('plain')\n")
     ks("build", spec, "--lock-if-needed", "--kernels", *python_options())

@@ -132,24 +132,6 @@ def test_interrupt_restart_shutdown(lab: Session) -> None:
     assert not lab.km.is_alive()
 
 
-def test_notebooks_run_on_layered_kernel(kernel_stack: Path) -> None:
-    import nbformat
-    from nbclient import NotebookClient
-
-    notebooks = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
-    assert notebooks
-    for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, kernel_name=LAB_KERNEL, timeout=300).execute()
-        outputs = "".join(
-            o.get("text", "") + json.dumps(o.get("data", {}))
-            for cell in nb.cells
-            if cell.cell_type == "code"
-            for o in cell.outputs
-        )
-        assert "framework-jupyter" in outputs, path.name
-
-
 def test_install_again_updates_in_place(kernel_stack: Path) -> None:
     before = kernel_json(LAB_KERNEL)
     ks("kernels", "install", kernel_stack)

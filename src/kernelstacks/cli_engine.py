@@ -46,6 +46,8 @@ def register(app: typer.Typer) -> None:
     app.command()(build)
     app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(run)
     app.command()(demo)
+    app.command("add")(add_requirement)
+    app.command("remove")(remove_requirement)
 
 
 def _reporter(as_json: bool):
@@ -315,3 +317,79 @@ def demo(
             else f"  kernelstacks kernels install {spec_path}   # both apps as Jupyter kernels\n"
         )
     )
+
+
+LayerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--layer",
+        "-l",
+        help="Layer to edit (name or build name). Default: the only "
+        "application, or KERNELSTACKS_LAYER inside a layered kernel.",
+    ),
+]
+NoLockOpt = Annotated[bool, typer.Option("--no-lock", help="Edit the stack file only.")]
+
+
+def _edit(
+    spec: Path, layer: str | None, add: list[str], remove: list[str], no_lock: bool, as_json: bool
+) -> None:
+    """Shared body of ``add`` and ``remove``: edit, then relock that layer and its dependents."""
+    from kernelstacks.lock_engine import LockOptions, lock_stack
+    from kernelstacks.spec_edit import edit_requirements
+
+    stack = _load(spec, as_json)
+    try:
+        name = layer or os.environ.get("KERNELSTACKS_LAYER") or _only_app(stack)
+        target, changes = edit_requirements(spec, name, add=add, remove=remove)
+        if as_json:
+            print(json.dumps({"event": "edited", "layer": target.build_name, "changes": changes}))
+        else:
+            for change in changes or ["no change"]:
+                _console().print(f"{target.build_name}: {change}")
+        if no_lock or not changes:
+            return
+        stack = _load(spec, as_json)
+        reporter = _reporter(as_json)
+        summary = lock_stack(
+            stack, [target.build_name], if_needed=True, reporter=reporter, options=LockOptions()
+        )
+        reporter.close()
+        if not as_json:
+            _print_summary("lock", summary.states, summary.errors)
+        if not summary.ok:
+            raise typer.Exit(1)
+    except KernelstacksError as exc:
+        report_error(exc, as_json)
+        raise typer.Exit(1) from None
+
+
+def _only_app(stack) -> str:
+    apps = stack.applications
+    if len(apps) == 1:
+        return apps[0].build_name
+    raise KernelstacksError(
+        f"{stack.path}: say which layer to edit with --layer (layers: {', '.join(stack.layers)})"
+    )
+
+
+def add_requirement(
+    spec: SpecArg,
+    requirements: Annotated[list[str], typer.Argument(help="PEP 508 requirements to add.")],
+    layer: LayerOpt = None,
+    no_lock: NoLockOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Add requirements to a layer (comments kept), then relock it and the layers above it."""
+    _edit(spec, layer, requirements, [], no_lock, json_output)
+
+
+def remove_requirement(
+    spec: SpecArg,
+    requirements: Annotated[list[str], typer.Argument(help="Requirement names to remove.")],
+    layer: LayerOpt = None,
+    no_lock: NoLockOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Remove requirements from a layer, then relock it and the layers above it."""
+    _edit(spec, layer, [], requirements, no_lock, json_output)
