@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,10 +30,14 @@ from kernelstacks.scheduler import run_in_order
 from kernelstacks.spec import LayerSpec, StackSpec
 from kernelstacks.spec_fields import Kind
 
+#: Set when the user interrupts a build: layers still building are discarded, never swapped in.
+CANCELLED = threading.Event()
+
 #: Bump when the layout of built layers changes, so old builds are rebuilt.
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2
 STATE_FILE = Path("share/venv/metadata/kernelstacks_build.json")
 LAYER_METADATA = Path("share/venv/metadata/venvstacks_layer.json")
+POSTINSTALL = Path("share/venv/metadata/postinstall.py")
 
 
 @dataclass
@@ -102,10 +107,9 @@ def _state_inputs(spec: StackSpec, layer: LayerSpec, options: BuildOptions) -> d
         "lower": list(layer.lower),
     }
     if layer.kind is Kind.RUNTIME:
+        # Only the request counts, not where the interpreter came from: a build run without the
+        # same --python/--runtime-source options (e.g. from a notebook) must not rebuild it.
         inputs["implementation"] = layer.python_implementation
-        inputs["source"] = options.runtime_source
-        override = options.python_overrides.get(layer.python_implementation)
-        inputs["override"] = str(override) if override else None
     else:
         runtime_state = read_state(options.build_dir / layer.runtime)
         inputs["runtime"] = runtime_state.get("runtime", {}).get("version")
@@ -143,6 +147,8 @@ def _build_one(spec: StackSpec, layer: LayerSpec, options: BuildOptions, reporte
         else:
             extra = _build_venv_layer(spec, layer, options, built, final, reporter)
         _write_state(built, inputs_hash, extra)
+        if CANCELLED.is_set():
+            raise KeyboardInterrupt
         reporter.step(name, "swapping in")
         L.swap_in(built, final)
     except BaseException:
@@ -153,6 +159,8 @@ def _build_one(spec: StackSpec, layer: LayerSpec, options: BuildOptions, reporte
 
 
 def _write_state(built: Path, inputs_hash: str, extra: dict[str, Any]) -> None:
+    """Record what the layer was built from, and ship its post-install step with it."""
+    shutil.copyfile(Path(__file__).with_name("postinstall.py"), built / POSTINSTALL)
     target = built / STATE_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     state = {"inputs_hash": inputs_hash, "kernelstacks": __version__, **extra}
@@ -320,6 +328,7 @@ def build_stack(
             lambda n: spec.layers[n].lower,
             lambda n: _build_one(spec, spec.layers[n], options, reporter),
             jobs=options.jobs,
+            cancel=CANCELLED,
         )
     finally:
         guard.release()

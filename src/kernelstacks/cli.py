@@ -108,10 +108,11 @@ def show(spec: SpecArg, include: IncludeOpt = None, json_output: JsonOpt = False
 
 def _register_commands() -> None:
     """Attach commands that live in their own modules."""
-    from kernelstacks import cli_engine, cli_kernels
+    from kernelstacks import cli_deploy, cli_engine, cli_kernels
 
     cli_engine.register(app)
     cli_kernels.register(app)
+    cli_deploy.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

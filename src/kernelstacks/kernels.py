@@ -185,54 +185,81 @@ def provisioner_available() -> bool:
     return bool(entry_points(group="jupyter_client.kernel_provisioners", name=PROVISIONER))
 
 
-def build_kernel_json(
-    stack: StackSpec,
-    app: LayerSpec,
-    build_dir: Path,
-    spec_dir: Path,
-    provisioner: bool | None = None,
-) -> dict[str, Any]:
-    """The kernel.json content for one app layer."""
-    layer_dirs = [build_dir / app.build_name, *(build_dir / n for n in app.lower)]
-    python = layer_dirs[0] / "bin" / "python"
-    py_version = _layer_py_version(layer_dirs[0]) or app.py_version
+@dataclass
+class KernelPlan:
+    """Everything a kernelspec says about one application layer, built or deployed."""
+
+    name: str
+    stack: str
+    app: str
+    layer: str
+    deploy_name: str
+    layers_dir: Path
+    chain: list[str]
+    lock_versions: dict[str, Any]
+    spec_path: Path | None = None
+
+    @property
+    def layer_dirs(self) -> list[Path]:
+        """The app layer, its frameworks, the runtime: directories on disk."""
+        return [self.layers_dir / name for name in self.chain]
+
+
+def plan_for_app(stack: StackSpec, app: LayerSpec, build_dir: Path) -> KernelPlan:
+    """The kernel of an app layer in a build directory."""
     lock_versions = {}
     for layer in [app, *stack.lower_layers(app)]:
-        meta = read_meta(stack, layer) or {}
-        lock_versions[layer.build_name] = meta.get("lock_version")
+        lock_versions[layer.build_name] = (read_meta(stack, layer) or {}).get("lock_version")
+    return KernelPlan(
+        name=kernel_name(stack, app),
+        stack=stack.name,
+        app=app.name,
+        layer=app.build_name,
+        deploy_name=app.deploy_name(lock_versions.get(app.build_name)),
+        layers_dir=build_dir,
+        chain=[app.build_name, *app.lower],
+        lock_versions=lock_versions,
+        spec_path=stack.path.absolute(),
+    )
+
+
+def build_kernel_json(
+    plan: KernelPlan, spec_dir: Path, provisioner: bool | None = None
+) -> dict[str, Any]:
+    """The kernel.json content for one app layer."""
+    layer_dirs = plan.layer_dirs
+    python = layer_dirs[0] / "bin" / "python"
+    py_version = _layer_py_version(layer_dirs[0]) or "3"
     jupyter_dirs = [str(d / "share" / "jupyter") for d in layer_dirs[1:]]
     jupyter_dirs = [d for d in jupyter_dirs if Path(d).is_dir()]
     spec = _template()
     spec["argv"] = [str(python), *spec["argv"][1:], "--ext", KERNEL_SIDE_PACKAGE]
-    spec["display_name"] = f"{stack.name}: {app.name} (Python {py_version})"
+    spec["display_name"] = f"{plan.stack}: {plan.app} (Python {py_version})"
     env = {
         "PATH": os.pathsep.join([*(str(d / "bin") for d in layer_dirs), "${PATH}"]),
         "PYTHONPATH": str(spec_dir / "pylib"),
-        "KERNELSTACKS_SPEC": str(stack.path.absolute()),
-        "KERNELSTACKS_STACK": stack.name,
-        "KERNELSTACKS_LAYER": app.build_name,
-        "KERNELSTACKS_BUILD_DIR": str(build_dir),
+        "KERNELSTACKS_STACK": plan.stack,
+        "KERNELSTACKS_LAYER": plan.layer,
+        "KERNELSTACKS_BUILD_DIR": str(plan.layers_dir),
         "KERNELSTACKS_KERNEL": spec_dir.name,
         "KERNELSTACKS_TOOL": json.dumps(_tool_command()),
     }
+    if plan.spec_path is not None:
+        env["KERNELSTACKS_SPEC"] = str(plan.spec_path)
     if jupyter_dirs:
         env["JUPYTER_PATH"] = os.pathsep.join(jupyter_dirs)
     spec["env"] = env
     spec.setdefault("metadata", {})
-    spec["metadata"].update(
-        {
-            "kernelstacks": {
-                "stack": stack.name,
-                "spec": str(stack.path.absolute()),
-                "layer": app.build_name,
-                "deploy_name": app.deploy_name(lock_versions.get(app.build_name)),
-                "build_dir": str(build_dir),
-                "lock_versions": lock_versions,
-                "chain": [app.build_name, *app.lower],
-                "python_version": py_version,
-            }
-        }
-    )
+    spec["metadata"]["kernelstacks"] = {
+        "stack": plan.stack,
+        "spec": str(plan.spec_path) if plan.spec_path else None,
+        "layer": plan.layer,
+        "deploy_name": plan.deploy_name,
+        "build_dir": str(plan.layers_dir),
+        "lock_versions": plan.lock_versions,
+        "chain": plan.chain,
+        "python_version": py_version,
+    }
     if provisioner_available() if provisioner is None else provisioner:
         spec["metadata"]["kernel_provisioner"] = {"provisioner_name": PROVISIONER, "config": {}}
     return spec
@@ -266,24 +293,30 @@ def install_kernel(
     force: bool = False,
     provisioner: bool | None = None,
 ) -> Path:
-    """Write (or update in place) one kernelspec under ``target``; returns its directory."""
+    """Write (or update in place) the kernelspec of a built app layer; returns its directory."""
     python = build_dir / app.build_name / "bin" / "python"
     if not python.exists():
         raise KernelstacksError(
             f"{app.build_name} is not built ({python} missing): run 'kernelstacks build "
             f"{stack.path}' first, or 'kernelstacks build --kernels'"
         )
-    name = kernel_name(stack, app)
-    final = target / name
+    return write_kernelspec(plan_for_app(stack, app, build_dir), target, force, provisioner)
+
+
+def write_kernelspec(
+    plan: KernelPlan, target: Path, force: bool = False, provisioner: bool | None = None
+) -> Path:
+    """Write one kernelspec directory atomically under ``target`` (refusing foreign specs)."""
+    final = target / plan.name
     if final.exists() and not _is_ours(final) and not force:
         raise KernelstacksError(
-            f"a kernelspec named '{name}' already exists in {target} and was not written by "
-            "kernelstacks; remove it or pass --force to replace it"
+            f"a kernelspec named '{plan.name}' already exists in {target} and was not written "
+            "by kernelstacks; remove it or pass --force to replace it"
         )
     target.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target))
+    staging = Path(tempfile.mkdtemp(prefix=f".{plan.name}.", dir=target))
     try:
-        _fill_spec_dir(stack, app, build_dir, staging, final, provisioner)
+        _fill_spec_dir(plan, staging, final, provisioner)
         _replace_dir(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -291,16 +324,9 @@ def install_kernel(
     return final
 
 
-def _fill_spec_dir(
-    stack: StackSpec,
-    app: LayerSpec,
-    build_dir: Path,
-    staging: Path,
-    final: Path,
-    provisioner: bool | None,
-) -> None:
+def _fill_spec_dir(plan: KernelPlan, staging: Path, final: Path, provisioner: bool | None) -> None:
     """kernel.json, logos, the kernel-side package and our record."""
-    spec = build_kernel_json(stack, app, build_dir, final, provisioner)
+    spec = build_kernel_json(plan, final, provisioner)
     (staging / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
     for logo in ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg"):
         shutil.copyfile(kernelspecs_dir() / logo, staging / logo)
@@ -313,9 +339,9 @@ def _fill_spec_dir(
         )
     record = {
         "written_by": "kernelstacks",
-        "spec": str(stack.path.absolute()),
-        "layer": app.build_name,
-        "build_dir": str(build_dir),
+        "spec": str(plan.spec_path) if plan.spec_path else None,
+        "layer": plan.layer,
+        "build_dir": str(plan.layers_dir),
         "tool": _tool_command(),
     }
     (staging / RECORD).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

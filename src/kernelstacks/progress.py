@@ -25,8 +25,9 @@ class Reporter:
         self.finished = 0
 
     def start(self, action: str, layers: list[str]) -> None:
-        """A command starts working on ``layers``."""
+        """A command (or a phase of one, e.g. lock then build) starts working on ``layers``."""
         self.total = len(layers)
+        self.finished = 0
 
     def layer_started(self, layer: str, action: str) -> None:
         """Work on one layer begins."""

@@ -7,6 +7,7 @@ layers carry on: one broken app must not stop its siblings from building.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -35,30 +36,48 @@ def run_in_order(
     deps: Callable[[str], Iterable[str]],
     work: Callable[[str], T],
     jobs: int = 1,
+    cancel: threading.Event | None = None,
 ) -> dict[str, Outcome[T]]:
-    """Run ``work(name)`` for every name once its ``deps`` (within ``names``) are done."""
+    """Run ``work(name)`` for every name once its ``deps`` (within ``names``) are done.
+
+    Ctrl-C sets ``cancel`` (so running work can give up before committing anything), waits for
+    the running work to stop and re-raises; nothing new is started.
+    """
     order = list(names)
     wanted = set(order)
     pending = {n: {d for d in deps(n) if d in wanted} for n in order}
     outcomes: dict[str, Outcome[T]] = {}
     running: dict[Future[T], str] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        while pending or running:
-            for name in [n for n in order if n in pending]:
-                blockers = [d for d in pending[name] if d in outcomes and not outcomes[d].ok]
-                if blockers:
-                    outcomes[name] = Outcome(name, blocked_by=blockers[0])
-                    del pending[name]
-                elif all(d in outcomes for d in pending[name]) and len(running) < max(1, jobs):
-                    running[pool.submit(work, name)] = name
-                    del pending[name]
-            if not running:
-                continue
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                name = running.pop(future)
-                exc = future.exception()
-                outcomes[name] = (
-                    Outcome(name, error=exc) if exc else Outcome(name, result=future.result())
-                )
+        try:
+            _drive(order, pending, running, outcomes, pool, work, jobs)
+        except KeyboardInterrupt:
+            if cancel is not None:
+                cancel.set()
+            for future in running:
+                future.cancel()
+            wait(list(running))
+            raise
     return {n: outcomes[n] for n in order}
+
+
+def _drive(order, pending, running, outcomes, pool, work, jobs) -> None:
+    """The scheduling loop of :func:`run_in_order`."""
+    while pending or running:
+        for name in [n for n in order if n in pending]:
+            blockers = [d for d in pending[name] if d in outcomes and not outcomes[d].ok]
+            if blockers:
+                outcomes[name] = Outcome(name, blocked_by=blockers[0])
+                del pending[name]
+            elif all(d in outcomes for d in pending[name]) and len(running) < max(1, jobs):
+                running[pool.submit(work, name)] = name
+                del pending[name]
+        if not running:
+            continue
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            name = running.pop(future)
+            exc = future.exception()
+            outcomes[name] = (
+                Outcome(name, error=exc) if exc else Outcome(name, result=future.result())
+            )

@@ -41,10 +41,21 @@ def tool_command() -> list[str]:
 
 
 def _tool_env() -> dict[str, str]:
-    """The tool runs in its own Python: drop what points it at the kernel's."""
+    """The tool runs in its own Python: drop what points it at the kernel's.
+
+    The kernel's PATH starts with the stack's own bin dirs; left there, the tool would find the
+    stack's runtime when it looks for an interpreter on the machine.
+    """
     env = dict(os.environ)
     for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"):
         env.pop(var, None)
+    build_dir = os.environ.get("KERNELSTACKS_BUILD_DIR")
+    if build_dir:
+        root = os.path.realpath(build_dir) + os.sep
+        entries = env.get("PATH", "").split(os.pathsep)
+        env["PATH"] = os.pathsep.join(
+            e for e in entries if not os.path.realpath(e or ".").startswith(root)
+        )
     return env
 
 

@@ -1,0 +1,144 @@
+"""CLI: ``publish``, ``export`` (``local-export``) and ``deploy``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kernelstacks.cli import IncludeOpt, JsonOpt, SpecArg, _console, report_error
+from kernelstacks.cli_engine import BuildDirOpt, JobsOpt, _load, _print_summary, _reporter
+from kernelstacks.errors import KernelstacksError
+
+OutputOpt = Annotated[Path | None, typer.Option("--output-dir", "-o", help="Output directory.")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands."""
+    app.command()(publish)
+    app.command()(export)
+    app.command("local-export", hidden=True)(export)
+    app.command()(deploy)
+
+
+def _build_dir(stack, build_dir: Path | None) -> Path:
+    from kernelstacks.build_engine import default_build_dir
+
+    return Path(build_dir).absolute() if build_dir else default_build_dir(stack)
+
+
+def publish(
+    spec: SpecArg,
+    output_dir: OutputOpt = None,
+    tag_outputs: Annotated[
+        bool, typer.Option("--tag-outputs", help="Add platform and build number to names.")
+    ] = False,
+    include: IncludeOpt = None,
+    build_dir: BuildDirOpt = None,
+    jobs: JobsOpt = 2,
+    json_output: JsonOpt = False,
+) -> None:
+    """One reproducible .tar.xz per built layer plus venvstacks-compatible metadata."""
+    from kernelstacks.publishing import publish_stack
+
+    stack = _load(spec, json_output)
+    out = Path(output_dir or stack.root / "_artifacts").absolute()
+    reporter = _reporter(json_output)
+    try:
+        summary = publish_stack(
+            stack,
+            include,
+            _build_dir(stack, build_dir),
+            out,
+            tag_outputs=tag_outputs,
+            jobs=jobs,
+            reporter=reporter,
+        )
+    except KernelstacksError as exc:
+        reporter.close()
+        report_error(exc, json_output)
+        raise typer.Exit(1) from None
+    reporter.close()
+    if not json_output:
+        _print_summary("publish", summary.states, {})
+        _console().print(f"archives and metadata are in [bold]{out}[/]")
+
+
+def export(
+    spec: SpecArg,
+    output_dir: OutputOpt = None,
+    include: IncludeOpt = None,
+    build_dir: BuildDirOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """The deployed layout of a built stack, hard-linked from the build where possible."""
+    from kernelstacks.publishing import export_stack
+
+    stack = _load(spec, json_output)
+    out = Path(output_dir or stack.root / "_export").absolute()
+    reporter = _reporter(json_output)
+    try:
+        summary = export_stack(stack, include, _build_dir(stack, build_dir), out, reporter=reporter)
+    except KernelstacksError as exc:
+        reporter.close()
+        report_error(exc, json_output)
+        raise typer.Exit(1) from None
+    reporter.close()
+    if not json_output:
+        _print_summary("export", summary.states, {})
+        _console().print(f"exported to [bold]{out}[/]")
+
+
+def deploy(
+    source: Annotated[Path | None, typer.Argument(help="Publish output or export dir.")] = None,
+    target: Annotated[Path | None, typer.Argument(help="Where to deploy.")] = None,
+    relink: Annotated[
+        Path | None, typer.Option("--relink", help="Re-run post-install in a moved deployment.")
+    ] = None,
+    kernels: Annotated[bool, typer.Option("--kernels", help="Register the kernels.")] = False,
+    user: Annotated[bool, typer.Option("--user")] = False,
+    sys_prefix: Annotated[bool, typer.Option("--sys-prefix")] = False,
+    prefix: Annotated[Path | None, typer.Option("--prefix")] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Unpack archives (or copy an export) into TARGET; optionally register its kernels."""
+    from kernelstacks.cli_kernels import scope_of
+    from kernelstacks.deploying import deploy as run_deploy
+    from kernelstacks.deploying import deployed_kernel_plans
+    from kernelstacks.deploying import relink as run_relink
+    from kernelstacks.kernels import kernels_dir, write_kernelspec
+
+    reporter = _reporter(json_output)
+    try:
+        if relink is not None:
+            done = run_relink(relink, reporter)
+            reporter.close()
+            if not json_output:
+                _console().print(f"relinked {len(done)} layers in [bold]{relink}[/]")
+            where = relink
+        else:
+            if source is None or target is None:
+                raise KernelstacksError("deploy needs SOURCE and TARGET (or --relink TARGET)")
+            summary = run_deploy(source, target, reporter=reporter)
+            reporter.close()
+            if not json_output:
+                _print_summary("deploy", summary.states, {})
+            where = target
+        if kernels or prefix or sys_prefix or user:
+            scope, dest = scope_of(user, sys_prefix, prefix)
+            for plan in deployed_kernel_plans(Path(where).absolute()):
+                path = write_kernelspec(plan, kernels_dir(scope, dest), force=False)
+                if json_output:
+                    print(
+                        json.dumps(
+                            {"event": "kernel_installed", "name": plan.name, "directory": str(path)}
+                        )
+                    )
+                else:
+                    _console().print(f"[green]kernel[/] [bold]{plan.name}[/] -> {path}")
+    except KernelstacksError as exc:
+        reporter.close()
+        report_error(exc, json_output)
+        raise typer.Exit(1) from None
