@@ -126,10 +126,12 @@ def _stage(source: Path, record: dict[str, Any], staging: Path) -> Path:
     if record.get("archive_name"):
         from kernelstacks.archives import safe_extract
 
+        unpack = staging / f"{name}.unpack"
+        unpack.mkdir()
         return safe_extract(
             source / record["archive_name"],
             staging.parent,
-            staging,
+            unpack,
             expected_sha256=record.get("archive_hashes", {}).get("sha256"),
             expected_top=name,
         )

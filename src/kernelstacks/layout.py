@@ -105,7 +105,7 @@ def link_rewriter(item: LayerOut, build_dir: Path, names: dict[str, str]):
             return target
         rel = Path(os.path.relpath(real, build_real))
         deployed = Path(names.get(rel.parts[0], rel.parts[0]), *rel.parts[1:])
-        member_dir = PurePosixPath(member).parent
+        member_dir = PurePosixPath(item.deploy_name, member).parent
         return os.path.relpath(deployed, member_dir)
 
     return rewrite

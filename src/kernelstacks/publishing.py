@@ -171,12 +171,10 @@ def _publish_one(
         return "unchanged", previous
     top = item.deploy_name
     replace = {
-        f"{top}/{LAYER_METADATA}": _json_bytes(deployed_layer_metadata(item, names)),
-        f"{top}/{POSTINSTALL}": current_postinstall(),
+        LAYER_METADATA.as_posix(): _json_bytes(deployed_layer_metadata(item, names)),
+        POSTINSTALL.as_posix(): current_postinstall(),
+        **runpath_replacements(item, names),
     }
-    replace.update(
-        {f"{top}/{rel}": data for rel, data in runpath_replacements(item, names).items()}
-    )
     build_no += 1
     target = output_dir / archive_name(top, tag_outputs, build_no)
     info = write_archive(
