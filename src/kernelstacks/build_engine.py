@@ -18,15 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from kernelstacks import __version__
-from kernelstacks.errors import KernelstacksError
+from kernelstacks.errors import KernelstacksError, describe_error
 from kernelstacks.host import current_platform
 from kernelstacks.lock_engine import module_hash
 from kernelstacks.lock_metadata import lock_path, lock_status, sha256_file, sha256_text
 from kernelstacks.progress import Reporter
-from kernelstacks.scheduler import run_in_order
+from kernelstacks.scheduler import exclusive, run_in_order, summarize
 from kernelstacks.spec import LayerSpec, StackSpec
 from kernelstacks.spec_fields import Kind
 
@@ -314,13 +312,8 @@ def build_stack(
             reporter.note(f"skipping {layer.build_name}: not built for {platform}")
     check_locks(spec, todo)
     options.build_dir.mkdir(parents=True, exist_ok=True)
-    guard = FileLock(str(options.build_dir / ".kernelstacks-build.lock"))
-    try:
-        guard.acquire(timeout=0)
-    except Timeout:
-        reporter.note(f"another build of {options.build_dir} is running; waiting for it")
-        guard.acquire()
-    try:
+    waiting = f"another build of {options.build_dir} is running; waiting for it"
+    with exclusive(options.build_dir / ".kernelstacks-build.lock", lambda: reporter.note(waiting)):
         _remove_stale_build_dirs(options.build_dir)
         reporter.start("build", [layer.build_name for layer in todo])
         outcomes = run_in_order(
@@ -330,18 +323,11 @@ def build_stack(
             jobs=options.jobs,
             cancel=CANCELLED,
         )
-    finally:
-        guard.release()
-    for name, outcome in outcomes.items():
-        if outcome.ok:
-            summary.states[name] = str(outcome.result)
-        elif outcome.blocked_by:
-            summary.states[name] = "blocked"
-            summary.errors[name] = f"not built: lower layer {outcome.blocked_by} failed"
-        else:
-            summary.states[name] = "failed"
-            summary.errors[name] = describe_error(outcome.error)
-            reporter.error(name, summary.errors[name])
+    states, errors = summarize(outcomes, "built", describe_error)
+    summary.states.update(states)
+    summary.errors.update(errors)
+    for name, message in errors.items():
+        reporter.error(name, message)
     reporter.done(summary.as_dict())
     return summary
 
@@ -351,16 +337,3 @@ def _remove_stale_build_dirs(build_dir: Path) -> None:
     for stale in build_dir.glob(".*.build-*"):
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
-
-
-def describe_error(exc: BaseException | None) -> str:
-    """One readable line (or a few) for a failed layer, without a traceback."""
-    import subprocess
-
-    if isinstance(exc, subprocess.CalledProcessError):
-        tail = (exc.stderr or exc.stdout or "").strip().splitlines()[-5:]
-        cmd = " ".join(str(c) for c in exc.cmd[:4]) if isinstance(exc.cmd, list) else exc.cmd
-        return f"command failed ({cmd} ...): " + " | ".join(tail)
-    if isinstance(exc, KernelstacksError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"

@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from kernelstacks.cli import IncludeOpt, JsonOpt, SpecArg, _console, report_error
-from kernelstacks.cli_engine import BuildDirOpt, JobsOpt, _load, _print_summary, _reporter
+from kernelstacks.cli_engine import (
+    BuildDirOpt,
+    JobsOpt,
+    _load,
+    _print_summary,
+    _reporter,
+    reporting,
+)
 from kernelstacks.errors import KernelstacksError
 
 OutputOpt = Annotated[Path | None, typer.Option("--output-dir", "-o", help="Output directory.")]
@@ -45,8 +52,7 @@ def publish(
 
     stack = _load(spec, json_output)
     out = Path(output_dir or stack.root / "_artifacts").absolute()
-    reporter = _reporter(json_output)
-    try:
+    with reporting(json_output) as reporter:
         summary = publish_stack(
             stack,
             include,
@@ -56,11 +62,6 @@ def publish(
             jobs=jobs,
             reporter=reporter,
         )
-    except KernelstacksError as exc:
-        reporter.close()
-        report_error(exc, json_output)
-        raise typer.Exit(1) from None
-    reporter.close()
     if not json_output:
         _print_summary("publish", summary.states, {})
         _console().print(f"archives and metadata are in [bold]{out}[/]")
@@ -78,14 +79,8 @@ def export(
 
     stack = _load(spec, json_output)
     out = Path(output_dir or stack.root / "_export").absolute()
-    reporter = _reporter(json_output)
-    try:
+    with reporting(json_output) as reporter:
         summary = export_stack(stack, include, _build_dir(stack, build_dir), out, reporter=reporter)
-    except KernelstacksError as exc:
-        reporter.close()
-        report_error(exc, json_output)
-        raise typer.Exit(1) from None
-    reporter.close()
     if not json_output:
         _print_summary("export", summary.states, {})
         _console().print(f"exported to [bold]{out}[/]")

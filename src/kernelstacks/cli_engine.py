@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -57,6 +59,20 @@ def _reporter(as_json: bool):
     if as_json:
         return JsonReporter()
     return RichReporter() if sys.stderr.isatty() else PlainReporter()
+
+
+@contextlib.contextmanager
+def reporting(as_json: bool) -> Iterator[Any]:
+    """A reporter for one command; user errors become a message and exit status 1."""
+    reporter = _reporter(as_json)
+    try:
+        yield reporter
+    except KernelstacksError as exc:
+        reporter.close()
+        report_error(exc, as_json)
+        raise typer.Exit(1) from None
+    finally:
+        reporter.close()
 
 
 def _load(spec_path: Path, as_json: bool):

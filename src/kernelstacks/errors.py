@@ -70,3 +70,16 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """A " (did you mean 'x'?)" suffix for the closest candidate, or an empty string."""
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
     return f"; did you mean '{matches[0]}'?" if matches else ""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One readable line (or a few) for a failed step, without a traceback."""
+    import subprocess
+
+    if isinstance(exc, subprocess.CalledProcessError):
+        tail = (exc.stderr or exc.stdout or "").strip().splitlines()[-5:]
+        cmd = " ".join(str(c) for c in exc.cmd[:4]) if isinstance(exc.cmd, list) else exc.cmd
+        return f"command failed ({cmd} ...): " + " | ".join(tail)
+    if isinstance(exc, KernelstacksError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

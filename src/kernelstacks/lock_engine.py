@@ -19,9 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
-from kernelstacks.errors import KernelstacksError
+from kernelstacks.errors import KernelstacksError, describe_error
 from kernelstacks.lock_metadata import (
     input_hash,
     lock_path,
@@ -33,7 +31,7 @@ from kernelstacks.lock_metadata import (
     write_json_atomic,
 )
 from kernelstacks.progress import Reporter
-from kernelstacks.scheduler import run_in_order
+from kernelstacks.scheduler import exclusive, run_in_order, summarize
 from kernelstacks.spec import LayerSpec, StackSpec
 from kernelstacks.spec_fields import Kind
 
@@ -221,14 +219,9 @@ def lock_stack(
     options = options or LockOptions()
     layers = layers_to_lock(spec, include)
     summary = LockSummary()
-    guard = FileLock(str(spec.root / "requirements" / ".kernelstacks-lock.lock"))
-    (spec.root / "requirements").mkdir(parents=True, exist_ok=True)
-    try:
-        guard.acquire(timeout=0)
-    except Timeout:
-        reporter.note("another kernelstacks lock is running on this stack; waiting for it")
-        guard.acquire()
-    try:
+    waiting = "another kernelstacks lock is running on this stack; waiting for it"
+    lock_file = spec.root / "requirements" / ".kernelstacks-lock.lock"
+    with exclusive(lock_file, lambda: reporter.note(waiting)):
         reporter.start("lock", [layer.build_name for layer in layers])
         outcomes = run_in_order(
             [layer.build_name for layer in layers],
@@ -236,20 +229,8 @@ def lock_stack(
             lambda n: _lock_one(spec, spec.layers[n], if_needed, reporter, options),
             jobs=jobs,
         )
-    finally:
-        guard.release()
-    for name, outcome in outcomes.items():
-        if outcome.ok:
-            summary.states[name] = str(outcome.result)
-        elif outcome.blocked_by:
-            summary.states[name] = "blocked"
-            summary.errors[name] = f"not locked: lower layer {outcome.blocked_by} failed"
-        else:
-            summary.states[name] = "failed"
-            message = str(outcome.error)
-            if not isinstance(outcome.error, KernelstacksError):
-                message = f"{type(outcome.error).__name__}: {message}"
-            summary.errors[name] = message
-            reporter.error(name, message)
+    summary.states, summary.errors = summarize(outcomes, "locked", describe_error)
+    for name, message in summary.errors.items():
+        reporter.error(name, message)
     reporter.done(summary.as_dict())
     return summary

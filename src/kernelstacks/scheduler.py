@@ -7,10 +7,12 @@ layers carry on: one broken app must not stop its siblings from building.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -81,3 +83,39 @@ def _drive(order, pending, running, outcomes, pool, work, jobs) -> None:
             outcomes[name] = (
                 Outcome(name, error=exc) if exc else Outcome(name, result=future.result())
             )
+
+
+def summarize(
+    outcomes: dict[str, Outcome[T]], verb: str, describe: Callable[[BaseException], str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Per-layer states and error messages for a command's summary."""
+    states: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for name, outcome in outcomes.items():
+        if outcome.ok:
+            states[name] = str(outcome.result)
+        elif outcome.blocked_by:
+            states[name] = "blocked"
+            errors[name] = f"not {verb}: lower layer {outcome.blocked_by} failed"
+        else:
+            states[name] = "failed"
+            errors[name] = describe(outcome.error) if outcome.error else "failed"
+    return states, errors
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, on_wait: Callable[[], None]) -> Iterator[None]:
+    """Hold a file lock; call ``on_wait`` first if someone else holds it (then wait)."""
+    from filelock import FileLock, Timeout
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    guard = FileLock(str(path))
+    try:
+        guard.acquire(timeout=0)
+    except Timeout:
+        on_wait()
+        guard.acquire()
+    try:
+        yield
+    finally:
+        guard.release()
