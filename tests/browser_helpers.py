@@ -104,11 +104,26 @@ def open_kernel_notebook(page, url: str, display_name: str):
 
 
 def run_cell(page, code: str, expect: str, timeout: float = 120_000) -> str:
-    """Type code into the active cell, run it, wait until the output contains ``expect``."""
-    editor = page.locator(".jp-Notebook .jp-Cell .cm-content").last
+    """Type code into the last cell, run it, wait until the output contains ``expect``.
+
+    If the keyboard shortcut did not start the cell (the editor was not focused yet, or a
+    completer took the key), the toolbar's run button is used instead.
+    """
+    cell = page.locator(".jp-Notebook .jp-Cell").last
+    editor = cell.locator(".cm-content")
     editor.click()
     page.keyboard.type(code)
+    page.keyboard.press("Escape")
+    editor.click()
     page.keyboard.press("Shift+Enter")
+    prompt = cell.locator(".jp-InputPrompt")
+    for _ in range(20):
+        if prompt.inner_text().strip() not in ("[ ]:", ""):
+            break
+        page.wait_for_timeout(500)
+    else:
+        cell.click()
+        page.locator("jp-button[data-command='notebook:run-cell-and-select-next']").first.click()
     output = page.locator(".jp-OutputArea-output", has_text=expect).first
     output.wait_for(timeout=timeout)
     return output.inner_text()

@@ -32,3 +32,18 @@ def test_launcher_shows_kernel_and_cell_prints_framework_path(
             assert "/_build/framework-data/" in text
         finally:
             page.screenshot(path=str(tmp_path / "jupyterlab.png"))
+
+
+def test_explorer_widget_renders_chain(kernel_stack: Path, tmp_path: Path) -> None:
+    display_name = kernel_json(LAB_KERNEL)["display_name"]
+    with jupyter_lab(tmp_path) as url, browser_page() as page:
+        try:
+            open_kernel_notebook(page, url, display_name)
+            run_cell(page, "%venvstacks explore", "framework-jupyter", timeout=180_000)
+            widget = page.locator(".jupyter-widgets", has_text="framework-data").first
+            widget.wait_for(timeout=120_000)
+            text = page.locator(".jp-OutputArea-output").last.inner_text()
+            for name in ("app-lab", "framework-data", "framework-jupyter", "cpython-3.12"):
+                assert name in text
+        finally:
+            page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
