@@ -93,6 +93,15 @@ def _write_summary(output_dir: Path, records: list[dict[str, Any]]) -> None:
     write_json_atomic(_metadata_dir(output_dir) / "venvstacks.json", {"layers": groups})
 
 
+def _prepare(
+    stack: StackSpec, include: list[str] | None, build_dir: Path, output_dir: Path
+) -> tuple[list[LayerOut], dict[str, str], OutputSummary]:
+    """The built layers to write out, their deploy names, and an empty summary."""
+    items = layers_out(stack, _select(stack, include), build_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return items, deploy_names(stack), OutputSummary(output_dir)
+
+
 # -- publish ---------------------------------------------------------------------------------------
 
 
@@ -108,10 +117,7 @@ def publish_stack(
 ) -> OutputSummary:
     """Archive every selected built layer (in parallel), then write the metadata."""
     reporter = reporter or Reporter()
-    items = layers_out(stack, _select(stack, include), build_dir)
-    names = deploy_names(stack)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    summary = OutputSummary(output_dir)
+    items, names, summary = _prepare(stack, include, build_dir, output_dir)
     reporter.start("publish", [i.layer.build_name for i in items])
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(
@@ -222,10 +228,7 @@ def export_stack(
 ) -> OutputSummary:
     """Write the deployed layout of the selected layers to ``output_dir`` (hard links)."""
     reporter = reporter or Reporter()
-    items = layers_out(stack, _select(stack, include), build_dir)
-    names = deploy_names(stack)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    summary = OutputSummary(output_dir)
+    items, names, summary = _prepare(stack, include, build_dir, output_dir)
     reporter.start("export", [i.layer.build_name for i in items])
     runtimes = {
         i.layer.build_name: output_dir / i.deploy_name
