@@ -86,6 +86,23 @@ def _under(path: str | Path, root: Path) -> bool:
     return path == root_s or path.startswith(root_s.rstrip("/") + "/")
 
 
+def test_an_activated_venv_is_never_taken_for_a_managed_python(tmp_path: Path) -> None:
+    """kernelstacks pip-installed in an active venv: that venv is not a uv-managed Python."""
+    python = _require("3.12")
+    venv = tmp_path / "active-venv"
+    subprocess.run([os.fspath(python), "-m", "venv", "--without-pip", venv], check=True)
+    env = {
+        **_path_first(python),
+        "VIRTUAL_ENV": str(venv),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_PYTHON_INSTALL_DIR": str(tmp_path / "uv-py"),
+    }
+    with pytest.raises(RuntimeProvisionError, match="downloads are disabled"):
+        choose_interpreter("cpython@3.12", "managed", env=env)
+    choice = choose_interpreter("cpython@3.12", "auto", env=env)
+    assert choice.source == "local"
+
+
 # ---------------------------------------------------------------------------------------------
 # Parsing
 

@@ -438,10 +438,16 @@ def _find_or_install_managed(
 def _find_managed(name: str, version: str, env: Mapping[str, str]) -> Path | None:
     """Path of an installed uv-managed interpreter for the request; never touches the network."""
     args = ["python", "find", "--managed-python", "--no-project", f"{name}@{version}"]
-    proc = run_uv(args, extra_env={**env, "UV_PYTHON_DOWNLOADS": "never"}, check=False)
+    extra = {**env, "UV_PYTHON_DOWNLOADS": "never"}
+    proc = run_uv(args, extra_env=extra, check=False)
     if proc.returncode != 0 or not proc.stdout.strip():
         return None
-    return Path(proc.stdout.strip().splitlines()[-1])
+    found = Path(proc.stdout.strip().splitlines()[-1])
+    # uv also answers with virtual environments; only its own installations count as managed.
+    where = run_uv(["python", "dir"], extra_env=extra, check=False).stdout.strip()
+    if not where or not _is_within(os.path.realpath(found), os.path.realpath(where)):
+        return None
+    return found
 
 
 def _install_managed(name: str, version: str, env: Mapping[str, str]) -> None:

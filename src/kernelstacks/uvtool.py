@@ -35,9 +35,12 @@ def uv_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for a uv subprocess: ours, plus ``extra``, with user uv config disabled."""
     env = dict(os.environ)
     env.setdefault("UV_NO_CONFIG", "1")
-    env.pop("VIRTUAL_ENV", None)
     if extra:
         env.update(extra)
+    # An activated venv (ours when kernelstacks is pip-installed in one) must never be taken
+    # for a runtime or a target: uv would find it before anything else.
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("CONDA_PREFIX", None)
     return env
 
 
