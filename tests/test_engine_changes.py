@@ -151,3 +151,20 @@ def test_two_concurrent_builds(small: Path) -> None:
     assert result.returncode == 0, result.stderr
     leftovers = [p.name for p in (small.parent / "_build").iterdir() if p.name.startswith(".app")]
     assert leftovers == []
+
+
+def test_layers_for_other_platforms_are_skipped_with_a_note(small: Path) -> None:
+    (small.parent / "mac.py").write_text("print('mac')\n")
+    small.write_text(
+        small.read_text()
+        + '\n[[applications]]\nname = "mac"\nlaunch_module = "mac.py"\nframeworks = ["fw"]\n'
+        'requirements = ["six"]\nplatforms = ["macosx_arm64"]\n'
+    )
+    proc = ks("build", small, "--lock-if-needed", "--json", *python_options())
+    events = json_events(proc.stdout)
+    notes = [e["message"] for e in events if e["event"] == "note"]
+    assert any("app-mac" in n and "not built for" in n for n in notes)
+    assert events[-1]["layers"]["app-mac"] == "skipped"
+    assert not (small.parent / "_build" / "app-mac").exists()
+    lock = small.parent / "requirements" / "app-mac" / "pylock.app-mac.toml"
+    assert lock.is_file()  # locked for its platform all the same
