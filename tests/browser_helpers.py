@@ -91,39 +91,44 @@ def browser_page() -> Iterator[object]:
 
 
 def open_kernel_notebook(page, url: str, display_name: str):
-    """Open JupyterLab, click the kernel's launcher card, wait for an idle notebook."""
+    """Open JupyterLab, click the kernel's launcher card, wait until the kernel is idle."""
     page.goto(f"{url}/lab", wait_until="domcontentloaded")
     card = page.locator(f".jp-LauncherCard[title*='{display_name}']").first
     card.wait_for(timeout=120_000)
     card.click()
     page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
-        timeout=120_000
-    )
+    wait_kernel_idle(page, display_name)
     return card
+
+
+def wait_kernel_idle(page, display_name: str, timeout: float = 120_000) -> None:
+    """The status bar says '<kernel> | Idle' once the kernel is connected and ready."""
+    status = page.locator(".jp-StatusBar-TextItem", has_text=display_name)
+    status.filter(has_text="Idle").first.wait_for(timeout=timeout)
 
 
 def run_cell(page, code: str, expect: str, timeout: float = 120_000) -> str:
     """Type code into the last cell, run it, wait until the output contains ``expect``.
 
-    If the keyboard shortcut did not start the cell (the editor was not focused yet, or a
-    completer took the key), the toolbar's run button is used instead.
+    A run issued while the frontend is still connecting to the kernel can be dropped, so the
+    cell is run again (up to three times) until its prompt shows that it was executed.
     """
-    cell = page.locator(".jp-Notebook .jp-Cell").last
-    editor = cell.locator(".cm-content")
-    editor.click()
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    index = cells.count() - 1
+    cell = cells.nth(index)
+    cell.locator(".cm-content").click()
     page.keyboard.type(code)
-    page.keyboard.press("Escape")
-    editor.click()
-    page.keyboard.press("Shift+Enter")
     prompt = cell.locator(".jp-InputPrompt")
-    for _ in range(20):
-        if prompt.inner_text().strip() not in ("[ ]:", ""):
-            break
-        page.wait_for_timeout(500)
-    else:
-        cell.click()
-        page.locator("jp-button[data-command='notebook:run-cell-and-select-next']").first.click()
-    output = page.locator(".jp-OutputArea-output", has_text=expect).first
+    for _attempt in range(3):
+        cell.locator(".cm-content").click()
+        page.keyboard.press("Control+Enter")
+        for _ in range(40):
+            if prompt.inner_text().strip() not in ("[ ]:", ""):
+                break
+            page.wait_for_timeout(500)
+        else:
+            continue
+        break
+    output = cell.locator(".jp-OutputArea-output", has_text=expect).first
     output.wait_for(timeout=timeout)
     return output.inner_text()
