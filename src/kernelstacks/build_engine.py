@@ -284,15 +284,6 @@ def check_locks(spec: StackSpec, layers: list[LayerSpec]) -> None:
         )
 
 
-def layers_to_build(spec: StackSpec, include: list[str] | None) -> list[LayerSpec]:
-    """Selected layers plus the layers below them (an app cannot run without them)."""
-    selected = spec.select(include)
-    needed = {layer.build_name for layer in selected}
-    for layer in selected:
-        needed.update(layer.lower)
-    return [layer for name, layer in spec.layers.items() if name in needed]
-
-
 def build_stack(
     spec: StackSpec,
     include: list[str] | None,
@@ -303,7 +294,7 @@ def build_stack(
     reporter = reporter or Reporter()
     summary = BuildSummary(options.build_dir)
     platform = current_platform()
-    layers = layers_to_build(spec, include)
+    layers = spec.with_lower(include)
     todo = [layer for layer in layers if platform in layer.platforms]
     for layer in layers:
         if layer not in todo:

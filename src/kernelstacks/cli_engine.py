@@ -115,19 +115,13 @@ def lock(
     from kernelstacks.lock_engine import LockOptions, lock_stack
 
     stack = _load(spec, json_output)
-    reporter = _reporter(json_output)
-    try:
+    with reporting(json_output) as reporter:
         options = LockOptions(
             runtime_source, parse_python_overrides(python), build_dir and Path(build_dir).absolute()
         )
         summary = lock_stack(
             stack, include, if_needed=if_needed, jobs=jobs, reporter=reporter, options=options
         )
-    except KernelstacksError as exc:
-        reporter.close()
-        report_error(exc, json_output)
-        raise typer.Exit(1) from None
-    reporter.close()
     if not json_output:
         _print_summary("lock", summary.states, summary.errors)
     if not summary.ok:
@@ -155,8 +149,7 @@ def build(
 ) -> None:
     """Build layers into the build dir: runtimes, then framework and application venvs."""
     stack = _load(spec, json_output)
-    reporter = _reporter(json_output)
-    try:
+    with reporting(json_output) as reporter:
         ok = run_build(
             stack,
             include,
@@ -170,10 +163,6 @@ def build(
         )
         if ok and (kernels or kernels_prefix):
             _build_kernels(stack, include, build_dir, kernels_prefix, json_output)
-    except KernelstacksError as exc:
-        reporter.close()
-        report_error(exc, json_output)
-        raise typer.Exit(1) from None
     if not ok:
         raise typer.Exit(1)
 

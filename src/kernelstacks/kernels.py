@@ -10,7 +10,6 @@ requires.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import re
@@ -25,7 +24,7 @@ from typing import Any
 
 from kernelstacks.errors import KernelstacksError
 from kernelstacks.lock_metadata import lock_path, read_meta
-from kernelstacks.spec import LayerSpec, StackSpec
+from kernelstacks.spec import LayerSpec, StackSpec, matches
 
 RECORD = "kernelstacks.json"
 KERNEL_SIDE_PACKAGE = "kernelstacks_kernel"
@@ -121,15 +120,12 @@ def select_kernel_apps(stack: StackSpec, include: list[str] | None) -> list[Laye
     explicit: set[str] = set()
     if include:
         explicit = {
-            app.build_name
-            for app in selected
-            if any(
-                fnmatch.fnmatchcase(app.name, p) or fnmatch.fnmatchcase(app.build_name, p)
-                for p in include
-            )
+            app.build_name for app in selected if matches(app.name, app.build_name, include)
         }
     if patterns is not None:
-        chosen = {a.build_name for a in stack.applications if _matches(a, patterns)}
+        chosen = {
+            a.build_name for a in stack.applications if matches(a.name, a.build_name, patterns)
+        }
         selected = [a for a in selected if a.build_name in chosen]
         explicit |= chosen & {a.build_name for a in selected}
     kernels = []
@@ -145,12 +141,6 @@ def select_kernel_apps(stack: StackSpec, include: list[str] | None) -> list[Laye
                 "then run 'kernelstacks build --lock-if-needed'."
             )
     return kernels
-
-
-def _matches(app: LayerSpec, patterns: list[str]) -> bool:
-    return any(
-        fnmatch.fnmatchcase(app.name, p) or fnmatch.fnmatchcase(app.build_name, p) for p in patterns
-    )
 
 
 # -- building kernel.json -----------------------------------------------------------------------

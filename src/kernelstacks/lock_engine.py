@@ -53,15 +53,6 @@ class LockSummary:
         return {"layers": self.states, "errors": self.errors, "ok": self.ok}
 
 
-def layers_to_lock(spec: StackSpec, include: list[str] | None) -> list[LayerSpec]:
-    """Selected layers plus everything below them (their locks are needed as constraints)."""
-    selected = spec.select(include)
-    needed = {layer.build_name for layer in selected}
-    for layer in selected:
-        needed.update(layer.lower)
-    return [layer for name, layer in spec.layers.items() if name in needed]
-
-
 def version_inputs(spec: StackSpec, layer: LayerSpec) -> str:
     """What makes a new lock *version*: the lock content, plus the launch module for apps."""
     parts = [sha256_file(lock_path(spec, layer))]
@@ -217,7 +208,7 @@ def lock_stack(
     """Lock the selected layers (and those below them) in dependency order."""
     reporter = reporter or Reporter()
     options = options or LockOptions()
-    layers = layers_to_lock(spec, include)
+    layers = spec.with_lower(include)
     summary = LockSummary()
     waiting = "another kernelstacks lock is running on this stack; waiting for it"
     lock_file = spec.root / "requirements" / ".kernelstacks-lock.lock"

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kernelstacks.build_engine import LAYER_METADATA, POSTINSTALL, layers_to_build
+from kernelstacks.build_engine import LAYER_METADATA, POSTINSTALL
 from kernelstacks.errors import KernelstacksError
 from kernelstacks.host import current_platform
 from kernelstacks.layout import (
@@ -54,7 +54,7 @@ class OutputSummary:
 
 def _select(stack: StackSpec, include: list[str] | None) -> list:
     platform = current_platform()
-    return [layer for layer in layers_to_build(stack, include) if platform in layer.platforms]
+    return [layer for layer in stack.with_lower(include) if platform in layer.platforms]
 
 
 def _lock_time(item: LayerOut) -> int:
@@ -308,7 +308,7 @@ def run_postinstall(python: Path, layer: Path, final: Path) -> None:
     if proc.returncode != 0:
         raise KernelstacksError(
             f"post-install step of {final.name} failed: "
-            f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:]}"
+            f"{((proc.stderr or proc.stdout).strip().splitlines() or ['no output'])[-1]}"
         )
 
 

@@ -76,6 +76,11 @@ class LayerSpec:
         return self.name if self.kind is Kind.RUNTIME else self.runtime
 
 
+def matches(name: str, build_name: str, patterns: Iterable[str]) -> bool:
+    """Whether a layer (by name or build name) matches any shell-style pattern."""
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(build_name, p) for p in patterns)
+
+
 def module_name(path: Path) -> str:
     """Importable name of a module file (``foo.py`` -> ``foo``) or package dir."""
     return path.stem if path.suffix == ".py" else path.name
@@ -158,11 +163,7 @@ class StackSpec:
             return list(self.layers.values())
         matched: set[str] = set()
         for pat in pats:
-            hits = {
-                n
-                for n, layer in self.layers.items()
-                if fnmatch.fnmatchcase(layer.name, pat) or fnmatch.fnmatchcase(n, pat)
-            }
+            hits = {n for n, layer in self.layers.items() if matches(layer.name, n, [pat])}
             if not hits:
                 from kernelstacks.errors import did_you_mean
 
@@ -176,6 +177,14 @@ class StackSpec:
             keep.update(self.layers[n].lower)
         keep |= self.dependents(matched)
         return [layer for n, layer in self.layers.items() if n in keep]
+
+    def with_lower(self, patterns: Iterable[str] | None) -> list[LayerSpec]:
+        """:meth:`select`, plus every layer below the selected ones (locks and builds need them)."""
+        selected = self.select(patterns)
+        needed = {layer.build_name for layer in selected}
+        for layer in selected:
+            needed.update(layer.lower)
+        return [layer for name, layer in self.layers.items() if name in needed]
 
 
 def load_spec(path: str | Path) -> StackSpec:

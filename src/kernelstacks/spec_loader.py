@@ -7,7 +7,6 @@ Later passes only look at what earlier passes found sound, so one mistake is rep
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from packaging.utils import canonicalize_name
 
 from kernelstacks.c3 import C3Conflict, find_cycle, linearize
 from kernelstacks.errors import Problem, SpecError, did_you_mean
-from kernelstacks.spec import LayerSpec, StackSpec, module_name
+from kernelstacks.spec import LayerSpec, StackSpec, matches, module_name
 from kernelstacks.spec_fields import (
     DEPRECATED_FIELDS,
     FIELDS_BY_NAME,
@@ -678,10 +677,7 @@ class SpecLoader:
         """Each ``[tool.kernelstacks] kernels`` pattern must match an application."""
         apps = [r.name for r in raw if r.kind is Kind.APPLICATION and r.name_ok]
         for pattern in settings.get("kernels", []):
-            if not any(
-                fnmatch.fnmatchcase(a, pattern) or fnmatch.fnmatchcase(f"app-{a}", pattern)
-                for a in apps
-            ):
+            if not any(matches(a, Kind.APPLICATION.build_name(a), [pattern]) for a in apps):
                 self.problem(
                     f"pattern '{pattern}' matches no application{did_you_mean(pattern, apps)}",
                     key="kernels",
@@ -731,10 +727,7 @@ KERNEL_PACKAGES = ("ipykernel", "ipywidgets")
 
 
 def _is_kernel_app(name: str, settings: dict[str, Any]) -> bool:
-    patterns = settings.get("kernels") or []
-    return any(
-        fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(f"app-{name}", p) for p in patterns
-    )
+    return matches(name, Kind.APPLICATION.build_name(name), settings.get("kernels") or [])
 
 
 def with_kernel_packages(requirements: list[str]) -> list[str]:
