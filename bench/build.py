@@ -66,7 +66,7 @@ def layered(work: Path, apps: int, env: dict[str, str]) -> dict[str, float]:
 
 def flat(work: Path, runtime_python: Path, apps: int, env: dict[str, str]) -> float:
     """N flat venvs, one after the other, as a simple script would make them."""
-    from kernelstacks.uvtool import uv_binary
+    from kernelstacks._support.uv import uv_binary
 
     uv = uv_binary()
     total = 0.0

@@ -63,7 +63,7 @@ exclude-newer = "{EXCLUDE_NEWER}"
 
 def prepare(base: Path, env: dict[str, str]) -> tuple[str, str]:
     """Build the stack and its kernel, and a flat venv kernel; returns both kernel names."""
-    from kernelstacks.uvtool import uv_binary
+    from kernelstacks._support.uv import uv_binary
 
     xy = f"{sys.version_info.major}.{sys.version_info.minor}"
     spec = base / "stack" / "venvstacks.toml"

@@ -1,4 +1,4 @@
-"""Tests of layer archives (kernelstacks.archives): reproducible writing, safe extraction.
+"""Tests of layer archives (kernelstacks.distribute.archives): reproducible writing, safe extraction.
 
 Real files only: a fake layer tree in ``tmp_path`` (files, an executable, nested and empty
 directories, a link to a sibling layer, an absolute link, a hardlinked pair, ``__pycache__``),
@@ -24,14 +24,14 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from kernelstacks.archives import (
+from kernelstacks.distribute.archives import (
     ArchiveError,
     ArchiveInfo,
     safe_extract,
     sha256_file,
     write_archive,
 )
-from kernelstacks.errors import KernelstacksError
+from kernelstacks._support.errors import KernelstacksError
 
 CLAMP = 1_700_000_000  # the lock time a publish would clamp to
 OLD = 1_600_000_000  # files older than the clamp keep their own mtime

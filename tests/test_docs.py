@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kernelstacks.spec_fields import DEPRECATED_FIELDS, LAYER_FIELDS, PLATFORMS, TOOL_FIELDS
+from kernelstacks.spec.fields import DEPRECATED_FIELDS, LAYER_FIELDS, PLATFORMS, TOOL_FIELDS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

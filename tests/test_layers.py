@@ -1,4 +1,4 @@
-"""Tests of the per-layer filesystem mechanics (kernelstacks.layers).
+"""Tests of the per-layer filesystem mechanics (kernelstacks.build.layers).
 
 Real parts only: pyenv interpreters as runtimes, real venvs, real uv installing small PyPI
 packages, gcc building a shared library and an extension module, patchelf patching it. Layers
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import local_python
-from kernelstacks import layers
-from kernelstacks.layers import (
+from kernelstacks.build import layers
+from kernelstacks.build.layers import (
     CHAIN_MODULE,
     METADATA_PATH,
     compile_layer,
@@ -34,7 +34,7 @@ from kernelstacks.layers import (
     write_chain,
     write_layer_metadata,
 )
-from kernelstacks.uvtool import run_uv
+from kernelstacks._support.uv import run_uv
 
 PY = "3.12"
 RUNTIME_PYTHON = local_python(PY)

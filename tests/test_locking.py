@@ -16,7 +16,7 @@ import tomlkit
 from packaging.markers import Marker
 
 from conftest import local_python
-from kernelstacks.locking import (
+from kernelstacks.lock.resolve import (
     InstallError,
     LockError,
     LockRequest,
@@ -27,7 +27,7 @@ from kernelstacks.locking import (
     lock_layer,
     read_pylock,
 )
-from kernelstacks.uvtool import run_uv
+from kernelstacks._support.uv import run_uv
 
 SETTINGS = {"exclude-newer": "2025-06-01T00:00:00Z"}
 LINUX = ["linux_x86_64"]

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import local_python
-from kernelstacks.runtimes import (
+from kernelstacks.build.runtimes import (
     MANAGED_ORIGIN,
     InterpreterChoice,
     RuntimeProvisionError,
@@ -32,7 +32,7 @@ from kernelstacks.runtimes import (
     parse_implementation,
     version_matches,
 )
-from kernelstacks.uvtool import run_uv
+from kernelstacks._support.uv import run_uv
 
 DEBIAN_PYTHON = Path("/usr/bin/python3.11")
 
@@ -366,7 +366,7 @@ def test_runtime_loads_nothing_from_its_source(pyenv_runtime: tuple[Path, dict, 
 @pytest.mark.slow
 def test_runtime_elf_runpaths_are_relative(pyenv_runtime: tuple[Path, dict, Path]) -> None:
     dest, _meta, source = pyenv_runtime
-    from kernelstacks.runtimes import _iter_elf_files, _patchelf_out
+    from kernelstacks.build.runtimes import _iter_elf_files, _patchelf_out
 
     checked = 0
     for elf in _iter_elf_files(dest):

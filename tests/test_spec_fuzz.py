@@ -9,8 +9,8 @@ import tomlkit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kernelstacks.errors import SpecError
-from kernelstacks.spec import load_spec
+from kernelstacks._support.errors import SpecError
+from kernelstacks.spec.model import load_spec
 
 KEYS = [
     "name",

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from helpers import BASE_RUNTIME, write_spec
-from kernelstacks.c3 import C3Conflict, c3_merge, linearize
-from kernelstacks.errors import KernelstacksError
-from kernelstacks.spec import load_spec
-from kernelstacks.spec_fields import PLATFORMS
+from kernelstacks.spec.c3 import C3Conflict, c3_merge, linearize
+from kernelstacks._support.errors import KernelstacksError
+from kernelstacks.spec.model import load_spec
+from kernelstacks.spec.fields import PLATFORMS
 
 DIAMOND = (
     BASE_RUNTIME
@@ -172,7 +172,7 @@ def test_kernels_setting_adds_kernel_packages(diamond: Path) -> None:
 
 
 def test_kernels_pattern_must_match_an_app(diamond: Path) -> None:
-    from kernelstacks.errors import SpecError
+    from kernelstacks._support.errors import SpecError
 
     diamond.write_text(diamond.read_text() + '\n[tool.kernelstacks]\nkernels = ["tpo"]\n')
     with pytest.raises(SpecError, match="pattern 'tpo' matches no application; did you mean 'top'"):

@@ -1,6 +1,6 @@
 """Allow ``python -m kernelstacks``."""
 
-from kernelstacks.cli import main
+from kernelstacks.cli.app import main
 
 if __name__ == "__main__":
     main()

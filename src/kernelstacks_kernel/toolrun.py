@@ -2,7 +2,7 @@
 
 The kernel's environment has no kernelstacks (and must not): ``KERNELSTACKS_TOOL`` in kernel.json
 holds the command line of the tool that wrote the kernel. Its ``--json`` output is one event per
-line (see kernelstacks.progress); :class:`ToolRun` parses those lines as they arrive and hands them
+line (see kernelstacks._support.progress); :class:`ToolRun` parses those lines as they arrive and hands them
 to callbacks, so a progress bar and a log can follow a lock or build live.
 """
 

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from kernelstacks import __version__
-from kernelstacks.errors import KernelstacksError, SpecError
+from kernelstacks._support.errors import KernelstacksError, SpecError
 
 app = typer.Typer(
     name="kernelstacks",
@@ -88,8 +88,8 @@ def _root(
 @app.command()
 def show(spec: SpecArg, include: IncludeOpt = None, json_output: JsonOpt = False) -> None:
     """Show the layers of a stack: runtimes, frameworks, applications and their lower layers."""
-    from kernelstacks.show import render_tree, stack_record
-    from kernelstacks.spec import load_spec
+    from kernelstacks.cli.show import render_tree, stack_record
+    from kernelstacks.spec.model import load_spec
 
     try:
         stack = load_spec(spec)
@@ -108,7 +108,9 @@ def show(spec: SpecArg, include: IncludeOpt = None, json_output: JsonOpt = False
 
 def _register_commands() -> None:
     """Attach commands that live in their own modules."""
-    from kernelstacks import cli_deploy, cli_engine, cli_kernels
+    from kernelstacks.cli import distribute as cli_deploy
+    from kernelstacks.cli import stack as cli_engine
+    from kernelstacks.cli import kernels as cli_kernels
 
     cli_engine.register(app)
     cli_kernels.register(app)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernelstacks.lock_metadata import LockStatus, lock_status
-from kernelstacks.spec import LayerSpec, StackSpec
-from kernelstacks.spec_fields import Kind
+from kernelstacks.lock.metadata import LockStatus, lock_status
+from kernelstacks.spec.model import LayerSpec, StackSpec
+from kernelstacks.spec.fields import Kind
 
 
 def layer_record(spec: StackSpec, layer: LayerSpec) -> dict[str, Any]:

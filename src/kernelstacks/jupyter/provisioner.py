@@ -64,7 +64,7 @@ class KernelstacksProvisioner(LocalProvisioner):
         result["cmd"] = [
             sys.executable,
             "-m",
-            "kernelstacks.fallback_kernel",
+            "kernelstacks.jupyter.fallback_kernel",
             "-f",
             connection_file,
         ]

@@ -1,6 +1,6 @@
 """The fallback kernel: answers every request with why the real layered kernel cannot start.
 
-Started by :mod:`kernelstacks.provisioner` in the Jupyter server's Python (which has ipykernel)
+Started by :mod:`kernelstacks.jupyter.provisioner` in the Jupyter server's Python (which has ipykernel)
 when a kernel's layers are missing, so the notebook shows a readable message instead of a kernel
 that dies silently.
 """

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kernelstacks.build_engine import LAYER_METADATA, STATE_FILE, read_state
-from kernelstacks.errors import KernelstacksError
-from kernelstacks.lock_metadata import read_meta
-from kernelstacks.spec import LayerSpec, StackSpec
-from kernelstacks.spec_fields import Kind
+from kernelstacks.build.engine import LAYER_METADATA, STATE_FILE, read_state
+from kernelstacks._support.errors import KernelstacksError
+from kernelstacks.lock.metadata import read_meta
+from kernelstacks.spec.model import LayerSpec, StackSpec
+from kernelstacks.spec.fields import Kind
 
 METADATA_DIR = "__venvstacks__"
 DEPLOY_RECORD = Path("share/venv/metadata/kernelstacks_deploy.json")
@@ -117,7 +117,7 @@ def runpath_replacements(item: LayerOut, names: dict[str, str]) -> dict[str, byt
     files = item.state.get("native_links") or []
     if not renamed or not files:
         return {}
-    from kernelstacks.layers import _patchelf  # the same patchelf the build used
+    from kernelstacks.build.layers import _patchelf  # the same patchelf the build used
 
     out = {}
     for rel in files:
@@ -147,7 +147,7 @@ def _rename_in_runpath(entry: str, renamed: dict[str, str]) -> str:
 
 def published_record(item: LayerOut, stack: StackSpec, names: dict[str, str]) -> dict[str, Any]:
     """venvstacks-compatible published metadata of one layer (without archive fields)."""
-    from kernelstacks.lock_engine import module_hash
+    from kernelstacks.lock.engine import module_hash
 
     layer = item.layer
     runtime = stack.layers[layer.runtime_build_name]

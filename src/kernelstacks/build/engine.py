@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from kernelstacks import __version__
-from kernelstacks.errors import KernelstacksError, describe_error
-from kernelstacks.host import current_platform
-from kernelstacks.lock_engine import module_hash
-from kernelstacks.lock_metadata import lock_path, lock_status, sha256_file, sha256_text
-from kernelstacks.progress import Reporter
-from kernelstacks.scheduler import exclusive, run_in_order, summarize
-from kernelstacks.spec import LayerSpec, StackSpec
-from kernelstacks.spec_fields import Kind
+from kernelstacks._support.errors import KernelstacksError, describe_error
+from kernelstacks._support.host import current_platform
+from kernelstacks.lock.engine import module_hash
+from kernelstacks.lock.metadata import lock_path, lock_status, sha256_file, sha256_text
+from kernelstacks._support.progress import Reporter
+from kernelstacks._support.scheduler import exclusive, run_in_order, summarize
+from kernelstacks.spec.model import LayerSpec, StackSpec
+from kernelstacks.spec.fields import Kind
 
 #: Set when the user interrupts a build: layers still building are discarded, never swapped in.
 CANCELLED = threading.Event()
@@ -126,7 +126,7 @@ def _is_current(path: Path, inputs_hash: str) -> bool:
 
 def _build_one(spec: StackSpec, layer: LayerSpec, options: BuildOptions, reporter: Reporter) -> str:
     """Build one layer if its inputs changed; returns its state for the summary."""
-    from kernelstacks import layers as L
+    from kernelstacks.build import layers as L
 
     t0 = time.monotonic()
     name = layer.build_name
@@ -169,9 +169,9 @@ def _build_runtime(
     spec: StackSpec, layer: LayerSpec, options: BuildOptions, built: Path, reporter: Reporter
 ) -> dict[str, Any]:
     """Provision the interpreter, install the runtime's own requirements, write metadata."""
-    from kernelstacks import layers as L
-    from kernelstacks.locking import install_lock
-    from kernelstacks.runtimes import build_runtime, choose_interpreter
+    from kernelstacks.build import layers as L
+    from kernelstacks.lock.resolve import install_lock
+    from kernelstacks.build.runtimes import build_runtime, choose_interpreter
 
     name = layer.build_name
     reporter.step(name, f"finding {layer.python_implementation}")
@@ -213,8 +213,8 @@ def _build_venv_layer(
     reporter: Reporter,
 ) -> dict[str, Any]:
     """A venv on the runtime, chained to its lower layers, filled from its lock."""
-    from kernelstacks import layers as L
-    from kernelstacks.locking import install_lock
+    from kernelstacks.build import layers as L
+    from kernelstacks.lock.resolve import install_lock
 
     name = layer.build_name
     runtime_dir = options.build_dir / layer.runtime

@@ -19,10 +19,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kernelstacks.build_engine import LAYER_METADATA, POSTINSTALL
-from kernelstacks.errors import KernelstacksError
-from kernelstacks.host import current_platform
-from kernelstacks.layout import (
+from kernelstacks.build.engine import LAYER_METADATA, POSTINSTALL
+from kernelstacks._support.errors import KernelstacksError
+from kernelstacks._support.host import current_platform
+from kernelstacks.distribute.layout import (
     METADATA_DIR,
     LayerOut,
     deploy_names,
@@ -33,10 +33,10 @@ from kernelstacks.layout import (
     published_record,
     runpath_replacements,
 )
-from kernelstacks.lock_metadata import write_json_atomic
-from kernelstacks.progress import Reporter
-from kernelstacks.spec import StackSpec
-from kernelstacks.spec_fields import Kind
+from kernelstacks.lock.metadata import write_json_atomic
+from kernelstacks._support.progress import Reporter
+from kernelstacks.spec.model import StackSpec
+from kernelstacks.spec.fields import Kind
 
 
 @dataclass
@@ -153,7 +153,7 @@ def _publish_one(
     reporter: Reporter,
 ) -> tuple[str, dict[str, Any]]:
     """Archive one layer unless an identical archive of the same build is already there."""
-    from kernelstacks.archives import sha256_file, write_archive
+    from kernelstacks.distribute.archives import sha256_file, write_archive
 
     t0 = time.monotonic()
     name = item.layer.build_name
@@ -279,7 +279,7 @@ def _stage_copy(item: LayerOut, build_dir: Path, output_dir: Path, names: dict[s
 
 def current_postinstall() -> bytes:
     """This kernelstacks' post-install step (layers built by older versions get the new one)."""
-    return Path(__file__).with_name("postinstall.py").read_bytes()
+    return (Path(__file__).parent.parent / "build" / "postinstall.py").read_bytes()
 
 
 def _copy_entry(src: Path, dst: Path, rel: str, rewrite, patched: dict[str, bytes]) -> None:

@@ -11,7 +11,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from kernelstacks.errors import KernelstacksError
+from kernelstacks._support.errors import KernelstacksError
 
 
 def default_demo_dir() -> Path:

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from kernelstacks.errors import KernelstacksError
+from kernelstacks._support.errors import KernelstacksError
 
 __all__ = [
     "XZ_CHECK",

@@ -16,10 +16,10 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from kernelstacks.c3 import C3Conflict, find_cycle, linearize
-from kernelstacks.errors import Problem, SpecError, did_you_mean
-from kernelstacks.spec import LayerSpec, StackSpec, matches, module_name
-from kernelstacks.spec_fields import (
+from kernelstacks.spec.c3 import C3Conflict, find_cycle, linearize
+from kernelstacks._support.errors import Problem, SpecError, did_you_mean
+from kernelstacks.spec.model import LayerSpec, StackSpec, matches, module_name
+from kernelstacks.spec.fields import (
     DEPRECATED_FIELDS,
     FIELDS_BY_NAME,
     IMPLEMENTATION_RE,

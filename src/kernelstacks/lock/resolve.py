@@ -47,8 +47,8 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from kernelstacks.errors import KernelstacksError
-from kernelstacks.uvtool import run_uv
+from kernelstacks._support.errors import KernelstacksError
+from kernelstacks._support.uv import run_uv
 
 __all__ = [
     "PLATFORMS",

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernelstacks.build_engine import LAYER_METADATA, POSTINSTALL
-from kernelstacks.errors import KernelstacksError
-from kernelstacks.host import current_platform
-from kernelstacks.layout import DEPLOY_RECORD, METADATA_DIR
-from kernelstacks.lock_metadata import write_json_atomic
-from kernelstacks.progress import Reporter
-from kernelstacks.publishing import run_postinstall
+from kernelstacks.build.engine import LAYER_METADATA, POSTINSTALL
+from kernelstacks._support.errors import KernelstacksError
+from kernelstacks._support.host import current_platform
+from kernelstacks.distribute.layout import DEPLOY_RECORD, METADATA_DIR
+from kernelstacks.lock.metadata import write_json_atomic
+from kernelstacks._support.progress import Reporter
+from kernelstacks.distribute.publish import run_postinstall
 
 
 @dataclass
@@ -124,7 +124,7 @@ def _stage(source: Path, record: dict[str, Any], staging: Path) -> Path:
     """Unpack (verifying the hash) or copy one layer into the staging dir."""
     name = record["install_target"]
     if record.get("archive_name"):
-        from kernelstacks.archives import safe_extract
+        from kernelstacks.distribute.archives import safe_extract
 
         unpack = staging / f"{name}.unpack"
         unpack.mkdir()
@@ -204,7 +204,7 @@ def relink(target: Path, reporter: Reporter | None = None) -> list[str]:
 
 def deployed_kernel_plans(target: Path) -> list:
     """Kernel plans for deployed applications whose stack provides ipykernel."""
-    from kernelstacks.kernels import KernelPlan
+    from kernelstacks.jupyter.kernelspecs import KernelPlan
 
     plans = []
     records = read_source(target)

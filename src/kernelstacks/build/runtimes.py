@@ -56,8 +56,8 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from kernelstacks.errors import KernelstacksError
-from kernelstacks.uvtool import run_uv
+from kernelstacks._support.errors import KernelstacksError
+from kernelstacks._support.uv import run_uv
 
 __all__ = [
     "MANAGED_ORIGIN",

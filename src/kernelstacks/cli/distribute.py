@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from kernelstacks.cli import IncludeOpt, JsonOpt, SpecArg, _console, report_error
-from kernelstacks.cli_engine import (
+from kernelstacks.cli.app import IncludeOpt, JsonOpt, SpecArg, _console, report_error
+from kernelstacks.cli.stack import (
     BuildDirOpt,
     JobsOpt,
     _load,
@@ -17,7 +17,7 @@ from kernelstacks.cli_engine import (
     _reporter,
     reporting,
 )
-from kernelstacks.errors import KernelstacksError
+from kernelstacks._support.errors import KernelstacksError
 
 OutputOpt = Annotated[Path | None, typer.Option("--output-dir", "-o", help="Output directory.")]
 
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _build_dir(stack, build_dir: Path | None) -> Path:
-    from kernelstacks.build_engine import default_build_dir
+    from kernelstacks.build.engine import default_build_dir
 
     return Path(build_dir).absolute() if build_dir else default_build_dir(stack)
 
@@ -48,7 +48,7 @@ def publish(
     json_output: JsonOpt = False,
 ) -> None:
     """One reproducible .tar.xz per built layer plus venvstacks-compatible metadata."""
-    from kernelstacks.publishing import publish_stack
+    from kernelstacks.distribute.publish import publish_stack
 
     stack = _load(spec, json_output)
     out = Path(output_dir or stack.root / "_artifacts").absolute()
@@ -75,7 +75,7 @@ def export(
     json_output: JsonOpt = False,
 ) -> None:
     """The deployed layout of a built stack, hard-linked from the build where possible."""
-    from kernelstacks.publishing import export_stack
+    from kernelstacks.distribute.publish import export_stack
 
     stack = _load(spec, json_output)
     out = Path(output_dir or stack.root / "_export").absolute()
@@ -99,11 +99,11 @@ def deploy(
     json_output: JsonOpt = False,
 ) -> None:
     """Unpack archives (or copy an export) into TARGET; optionally register its kernels."""
-    from kernelstacks.cli_kernels import scope_of
-    from kernelstacks.deploying import deploy as run_deploy
-    from kernelstacks.deploying import deployed_kernel_plans
-    from kernelstacks.deploying import relink as run_relink
-    from kernelstacks.kernels import kernels_dir, write_kernelspec
+    from kernelstacks.cli.kernels import scope_of
+    from kernelstacks.distribute.deploy import deploy as run_deploy
+    from kernelstacks.distribute.deploy import deployed_kernel_plans
+    from kernelstacks.distribute.deploy import relink as run_relink
+    from kernelstacks.jupyter.kernelspecs import kernels_dir, write_kernelspec
 
     reporter = _reporter(json_output)
     try:

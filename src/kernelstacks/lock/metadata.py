@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernelstacks.spec import LayerSpec, StackSpec
+from kernelstacks.spec.model import LayerSpec, StackSpec
 
 
 def lock_path(spec: StackSpec, layer: LayerSpec) -> Path:

@@ -1,6 +1,6 @@
 """``kernelstacks lock``: lock every selected layer, lower layers first.
 
-Each layer resolves with its lower layers' pins as constraints (see :mod:`kernelstacks.locking`),
+Each layer resolves with its lower layers' pins as constraints (see :mod:`kernelstacks.lock.resolve`),
 so the lower layers must be locked, and valid, before the layers above them.  A lock whose inputs
 have not changed is left byte-identical under ``--if-needed``; a relock that produces the same
 packages keeps the old metadata (lock version and time), so unchanged stacks stay unchanged in
@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kernelstacks.errors import KernelstacksError, describe_error
-from kernelstacks.lock_metadata import (
+from kernelstacks._support.errors import KernelstacksError, describe_error
+from kernelstacks.lock.metadata import (
     input_hash,
     lock_path,
     lock_status,
@@ -30,10 +30,10 @@ from kernelstacks.lock_metadata import (
     sha256_text,
     write_json_atomic,
 )
-from kernelstacks.progress import Reporter
-from kernelstacks.scheduler import exclusive, run_in_order, summarize
-from kernelstacks.spec import LayerSpec, StackSpec
-from kernelstacks.spec_fields import Kind
+from kernelstacks._support.progress import Reporter
+from kernelstacks._support.scheduler import exclusive, run_in_order, summarize
+from kernelstacks.spec.model import LayerSpec, StackSpec
+from kernelstacks.spec.fields import Kind
 
 
 @dataclass
@@ -98,7 +98,7 @@ class LockOptions:
         built = build_dir / layer.runtime_build_name / "bin" / "python3"
         if built.exists():
             return built
-        from kernelstacks.runtimes import RuntimeProvisionError, choose_interpreter
+        from kernelstacks.build.runtimes import RuntimeProvisionError, choose_interpreter
 
         try:
             choice = choose_interpreter(
@@ -121,7 +121,7 @@ def _lock_one(
     spec: StackSpec, layer: LayerSpec, if_needed: bool, reporter: Reporter, options: LockOptions
 ) -> str:
     """Lock one layer; returns the state for the summary."""
-    from kernelstacks.locking import LockRequest, lock_layer
+    from kernelstacks.lock.resolve import LockRequest, lock_layer
 
     t0 = time.monotonic()
     reporter.layer_started(layer.build_name, "locking")

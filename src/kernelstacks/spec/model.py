@@ -1,6 +1,6 @@
 """The stack model: layers of a ``venvstacks.toml`` after validation.
 
-:func:`load_spec` (in :mod:`kernelstacks.spec_loader`) produces a :class:`StackSpec`; everything
+:func:`load_spec` (in :mod:`kernelstacks.spec.loader`) produces a :class:`StackSpec`; everything
 downstream (show, lock, build, kernels) works from these objects and never from raw TOML, so
 validation happens in exactly one place.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernelstacks.errors import KernelstacksError
-from kernelstacks.spec_fields import Kind
+from kernelstacks._support.errors import KernelstacksError
+from kernelstacks.spec.fields import Kind
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class StackSpec:
         for app in self.applications:
             if name in (app.name, app.build_name):
                 return app
-        from kernelstacks.errors import did_you_mean
+        from kernelstacks._support.errors import did_you_mean
 
         names = [a.name for a in self.applications]
         raise KernelstacksError(
@@ -165,7 +165,7 @@ class StackSpec:
         for pat in pats:
             hits = {n for n, layer in self.layers.items() if matches(layer.name, n, [pat])}
             if not hits:
-                from kernelstacks.errors import did_you_mean
+                from kernelstacks._support.errors import did_you_mean
 
                 known = [layer.name for layer in self.layers.values()] + list(self.layers)
                 raise KernelstacksError(
@@ -189,6 +189,6 @@ class StackSpec:
 
 def load_spec(path: str | Path) -> StackSpec:
     """Load and validate a stack file; raises :class:`~kernelstacks.errors.SpecError`."""
-    from kernelstacks.spec_loader import SpecLoader
+    from kernelstacks.spec.loader import SpecLoader
 
     return SpecLoader(Path(path)).load()

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from kernelstacks.cli import IncludeOpt, JsonOpt, SpecArg, _console, report_error
-from kernelstacks.errors import KernelstacksError
+from kernelstacks.cli.app import IncludeOpt, JsonOpt, SpecArg, _console, report_error
+from kernelstacks._support.errors import KernelstacksError
 
 kernels_app = typer.Typer(
     help="Register application layers as Jupyter kernels, list, remove and prune them.",
@@ -52,8 +52,8 @@ def install_kernels(
     stack, include, build_dir, scope, prefix, force=False, provisioner=None
 ) -> list[tuple[str, Path]]:
     """Install kernelspecs for the stack's kernel apps; returns (name, directory) pairs."""
-    from kernelstacks.build_engine import default_build_dir
-    from kernelstacks.kernels import install_kernel, kernels_dir, select_kernel_apps
+    from kernelstacks.build.engine import default_build_dir
+    from kernelstacks.jupyter.kernelspecs import install_kernel, kernels_dir, select_kernel_apps
 
     target = kernels_dir(scope, prefix)
     build = Path(build_dir).absolute() if build_dir else default_build_dir(stack)
@@ -86,7 +86,7 @@ def install(
     json_output: JsonOpt = False,
 ) -> None:
     """Write a kernelspec for every kernel-enabled application layer of a built stack."""
-    from kernelstacks.cli_engine import _load
+    from kernelstacks.cli.stack import _load
 
     stack = _load(spec, json_output)
     try:
@@ -110,7 +110,7 @@ def list_(
     json_output: JsonOpt = False,
 ) -> None:
     """The kernels kernelstacks wrote, with stack, layer, lock versions and health."""
-    from kernelstacks.kernels import check_health, find_kernels
+    from kernelstacks.jupyter.kernelspecs import check_health, find_kernels
 
     kernels = [check_health(k) for k in find_kernels(prefix)]
     if json_output:
@@ -143,7 +143,7 @@ def remove(
     prefix: Annotated[list[Path] | None, typer.Option("--prefix")] = None,
 ) -> None:
     """Remove kernels kernelstacks wrote (by name, or all of one stack)."""
-    from kernelstacks.kernels import find_kernels, remove_kernel
+    from kernelstacks.jupyter.kernelspecs import find_kernels, remove_kernel
 
     kernels = find_kernels(prefix)
     chosen = [k for k in kernels if k.name in (names or [])]
@@ -170,7 +170,7 @@ def remove(
 @kernels_app.command("prune")
 def prune(prefix: Annotated[list[Path] | None, typer.Option("--prefix")] = None) -> None:
     """Remove kernels whose layers are gone."""
-    from kernelstacks.kernels import check_health, find_kernels, remove_kernel
+    from kernelstacks.jupyter.kernelspecs import check_health, find_kernels, remove_kernel
 
     removed = 0
     for kernel in find_kernels(prefix):

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from kernelstacks.cli import IncludeOpt, JsonOpt, SpecArg, _console, report_error
-from kernelstacks.errors import KernelstacksError, SpecError
+from kernelstacks.cli.app import IncludeOpt, JsonOpt, SpecArg, _console, report_error
+from kernelstacks._support.errors import KernelstacksError, SpecError
 
 BuildDirOpt = Annotated[
     Path | None,
@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
 
 def _reporter(as_json: bool):
     """JSON lines for programs, a live display in a terminal, plain lines in logs."""
-    from kernelstacks.progress import JsonReporter, PlainReporter, RichReporter
+    from kernelstacks._support.progress import JsonReporter, PlainReporter, RichReporter
 
     if as_json:
         return JsonReporter()
@@ -76,7 +76,7 @@ def reporting(as_json: bool) -> Iterator[Any]:
 
 
 def _load(spec_path: Path, as_json: bool):
-    from kernelstacks.spec import load_spec
+    from kernelstacks.spec.model import load_spec
 
     try:
         return load_spec(spec_path)
@@ -112,7 +112,7 @@ def lock(
     json_output: JsonOpt = False,
 ) -> None:
     """Lock layers (lower layers first) into requirements/<build-name>/pylock.*.toml."""
-    from kernelstacks.lock_engine import LockOptions, lock_stack
+    from kernelstacks.lock.engine import LockOptions, lock_stack
 
     stack = _load(spec, json_output)
     with reporting(json_output) as reporter:
@@ -169,7 +169,7 @@ def build(
 
 def _build_kernels(stack, include, build_dir, prefix, as_json) -> None:
     """``build --kernels``: register the kernels after a successful build."""
-    from kernelstacks.cli_kernels import install_kernels
+    from kernelstacks.cli.kernels import install_kernels
 
     scope = "prefix" if prefix else "user"
     done = install_kernels(stack, include, build_dir, scope, prefix)
@@ -184,8 +184,8 @@ def run_build(
     stack, include, lock_if_needed, build_dir, jobs, runtime_source, python, reporter, as_json
 ) -> bool:
     """Lock if asked, then build; prints summaries; returns False when something failed."""
-    from kernelstacks.build_engine import BuildOptions, build_stack, default_build_dir
-    from kernelstacks.lock_engine import LockOptions, lock_stack
+    from kernelstacks.build.engine import BuildOptions, build_stack, default_build_dir
+    from kernelstacks.lock.engine import LockOptions, lock_stack
 
     if runtime_source not in ("auto", "managed", "local"):
         raise KernelstacksError(
@@ -244,7 +244,7 @@ def run(
 
 def run_app(spec_path: Path, app_name: str, build_dir: Path | None, args: list[str]) -> int:
     """Run ``python -m <launch module>`` in the built app layer; returns its exit status."""
-    from kernelstacks.build_engine import default_build_dir
+    from kernelstacks.build.engine import default_build_dir
 
     stack = _load(spec_path, False)
     try:
@@ -276,9 +276,9 @@ def demo(
     ] = False,
 ) -> None:
     """Write the embedded demo stack, lock it, build it and run both of its apps."""
-    from kernelstacks.demo_stack import write_demo
-    from kernelstacks.show import render_tree
-    from kernelstacks.spec import load_spec
+    from kernelstacks.cli.demo import write_demo
+    from kernelstacks.cli.show import render_tree
+    from kernelstacks.spec.model import load_spec
 
     console = _console()
     try:
@@ -340,8 +340,8 @@ def _edit(
     spec: Path, layer: str | None, add: list[str], remove: list[str], no_lock: bool, as_json: bool
 ) -> None:
     """Shared body of ``add`` and ``remove``: edit, then relock that layer and its dependents."""
-    from kernelstacks.lock_engine import LockOptions, lock_stack
-    from kernelstacks.spec_edit import edit_requirements
+    from kernelstacks.lock.engine import LockOptions, lock_stack
+    from kernelstacks.spec.edit import edit_requirements
 
     stack = _load(spec, as_json)
     try:

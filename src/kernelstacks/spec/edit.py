@@ -15,8 +15,8 @@ import tomlkit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from kernelstacks.errors import KernelstacksError, did_you_mean
-from kernelstacks.spec import LayerSpec, StackSpec, load_spec
+from kernelstacks._support.errors import KernelstacksError, did_you_mean
+from kernelstacks.spec.model import LayerSpec, StackSpec, load_spec
 
 
 def find_layer(stack: StackSpec, name: str) -> LayerSpec:

@@ -22,9 +22,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from kernelstacks.errors import KernelstacksError
-from kernelstacks.lock_metadata import lock_path, read_meta
-from kernelstacks.spec import LayerSpec, StackSpec, matches
+from kernelstacks._support.errors import KernelstacksError
+from kernelstacks.lock.metadata import lock_path, read_meta
+from kernelstacks.spec.model import LayerSpec, StackSpec, matches
 
 RECORD = "kernelstacks.json"
 KERNEL_SIDE_PACKAGE = "kernelstacks_kernel"
@@ -98,7 +98,7 @@ def kernel_name(stack: StackSpec, app: LayerSpec) -> str:
 
 def stack_packages(stack: StackSpec, app: LayerSpec) -> set[str]:
     """Names of packages locked in the app's layer and every layer below it."""
-    from kernelstacks.locking import read_pylock
+    from kernelstacks.lock.resolve import read_pylock
 
     names: set[str] = set()
     for layer in [app, *stack.lower_layers(app)]:

@@ -1,0 +1,1 @@
+"""Stage 2: locking layers into venvstacks-compatible pylock files and their metadata."""
