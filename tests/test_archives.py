@@ -1,4 +1,4 @@
-"""Tests of layer archives (kernelstacks.distribute.archives): reproducible writing, safe extraction.
+"""Layer archives (kernelstacks.distribute.archives): reproducible writing, safe extraction.
 
 Real files only: a fake layer tree in ``tmp_path`` (files, an executable, nested and empty
 directories, a link to a sibling layer, an absolute link, a hardlinked pair, ``__pycache__``),
@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from kernelstacks._support.errors import KernelstacksError
 from kernelstacks.distribute.archives import (
     ArchiveError,
     ArchiveInfo,
@@ -31,7 +32,6 @@ from kernelstacks.distribute.archives import (
     sha256_file,
     write_archive,
 )
-from kernelstacks._support.errors import KernelstacksError
 
 CLAMP = 1_700_000_000  # the lock time a publish would clamp to
 OLD = 1_600_000_000  # files older than the clamp keep their own mtime

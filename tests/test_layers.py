@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import local_python
+from kernelstacks._support.uv import run_uv
 from kernelstacks.build import layers
 from kernelstacks.build.layers import (
     CHAIN_MODULE,
@@ -34,7 +35,6 @@ from kernelstacks.build.layers import (
     write_chain,
     write_layer_metadata,
 )
-from kernelstacks._support.uv import run_uv
 
 PY = "3.12"
 RUNTIME_PYTHON = local_python(PY)

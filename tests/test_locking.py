@@ -16,18 +16,17 @@ import tomlkit
 from packaging.markers import Marker
 
 from conftest import local_python
+from kernelstacks._support.uv import run_uv
+from kernelstacks.build.install import InstallError, install_lock
 from kernelstacks.lock.resolve import (
-    InstallError,
     LockError,
     LockRequest,
     LockResult,
     _filter_wheels,
     _marker_env,
-    install_lock,
     lock_layer,
     read_pylock,
 )
-from kernelstacks._support.uv import run_uv
 
 SETTINGS = {"exclude-newer": "2025-06-01T00:00:00Z"}
 LINUX = ["linux_x86_64"]

@@ -22,17 +22,17 @@ from pathlib import Path
 import pytest
 
 from conftest import local_python
-from kernelstacks.build.runtimes import (
+from kernelstacks._support.uv import run_uv
+from kernelstacks.build.runtimes import build_runtime
+from kernelstacks.interpreters.discovery import (
     MANAGED_ORIGIN,
     InterpreterChoice,
     RuntimeProvisionError,
     _without_pyenv_shims,
-    build_runtime,
     choose_interpreter,
     parse_implementation,
     version_matches,
 )
-from kernelstacks._support.uv import run_uv
 
 DEBIAN_PYTHON = Path("/usr/bin/python3.11")
 

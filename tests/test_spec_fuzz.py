@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kernelstacks._support.errors import SpecError
-from kernelstacks.spec.model import load_spec
+from kernelstacks.spec import load_spec
 
 KEYS = [
     "name",

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from helpers import BASE_RUNTIME, write_spec
-from kernelstacks.spec.c3 import C3Conflict, c3_merge, linearize
 from kernelstacks._support.errors import KernelstacksError
-from kernelstacks.spec.model import load_spec
+from kernelstacks.spec import load_spec
+from kernelstacks.spec.c3 import C3Conflict, c3_merge, linearize
 from kernelstacks.spec.fields import PLATFORMS
 
 DIAMOND = (

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import BASE_RUNTIME, write_spec
 from kernelstacks._support.errors import SpecError
-from kernelstacks.spec.model import load_spec
+from kernelstacks.spec import load_spec
 
 FW = """
 [[frameworks]]

@@ -2,8 +2,9 @@
 
 The kernel's environment has no kernelstacks (and must not): ``KERNELSTACKS_TOOL`` in kernel.json
 holds the command line of the tool that wrote the kernel. Its ``--json`` output is one event per
-line (see kernelstacks._support.progress); :class:`ToolRun` parses those lines as they arrive and hands them
-to callbacks, so a progress bar and a log can follow a lock or build live.
+line (event names in :mod:`kernelstacks_kernel.contract`); :class:`ToolRun` parses those lines as
+they arrive and hands them to callbacks, so a progress bar and a log can follow a lock or build
+live.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ configuration is ignored in favour of what the stack file says.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -56,3 +57,19 @@ def run_uv(
     return subprocess.run(
         cmd, cwd=cwd, env=uv_env(extra_env), text=True, capture_output=True, check=check
     )
+
+
+#: How many lines of uv's explanation a message quotes.
+MAX_UV_LINES = 40
+
+
+def uv_output(stderr: str) -> str:
+    """uv's explanation without progress chatter, cut to a readable length."""
+    lines = [
+        line.rstrip()
+        for line in stderr.splitlines()
+        if line.strip() and not re.match(r"(Using CPython|Resolved \d+ package)", line)
+    ]
+    if len(lines) > MAX_UV_LINES:
+        lines = [*lines[:MAX_UV_LINES], f"... ({len(lines) - MAX_UV_LINES} more lines)"]
+    return "\n".join(f"  {line}" for line in lines) or "  (no output)"

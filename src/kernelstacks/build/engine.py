@@ -21,12 +21,12 @@ from typing import Any
 from kernelstacks import __version__
 from kernelstacks._support.errors import KernelstacksError, describe_error
 from kernelstacks._support.host import current_platform
-from kernelstacks.lock.engine import module_hash
-from kernelstacks.lock.metadata import lock_path, lock_status, sha256_file, sha256_text
 from kernelstacks._support.progress import Reporter
 from kernelstacks._support.scheduler import exclusive, run_in_order, summarize
-from kernelstacks.spec.model import LayerSpec, StackSpec
+from kernelstacks.lock.engine import module_hash
+from kernelstacks.lock.metadata import lock_path, lock_status, sha256_file, sha256_text
 from kernelstacks.spec.fields import Kind
+from kernelstacks.spec.model import LayerSpec, StackSpec
 
 #: Set when the user interrupts a build: layers still building are discarded, never swapped in.
 CANCELLED = threading.Event()
@@ -170,8 +170,9 @@ def _build_runtime(
 ) -> dict[str, Any]:
     """Provision the interpreter, install the runtime's own requirements, write metadata."""
     from kernelstacks.build import layers as L
-    from kernelstacks.lock.resolve import install_lock
-    from kernelstacks.build.runtimes import build_runtime, choose_interpreter
+    from kernelstacks.build.install import install_lock
+    from kernelstacks.build.runtimes import build_runtime
+    from kernelstacks.interpreters.discovery import choose_interpreter
 
     name = layer.build_name
     reporter.step(name, f"finding {layer.python_implementation}")
@@ -214,7 +215,7 @@ def _build_venv_layer(
 ) -> dict[str, Any]:
     """A venv on the runtime, chained to its lower layers, filled from its lock."""
     from kernelstacks.build import layers as L
-    from kernelstacks.lock.resolve import install_lock
+    from kernelstacks.build.install import install_lock
 
     name = layer.build_name
     runtime_dir = options.build_dir / layer.runtime

@@ -51,443 +51,32 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from packaging.version import InvalidVersion, Version
+from kernelstacks._support.processes import clean_env, tail
+from kernelstacks.interpreters.discovery import (
+    InterpreterChoice,
+    RuntimeProvisionError,
+    find_managed,
+    install_managed,
+)
+from kernelstacks.interpreters.inspect import (
+    InterpreterInfo,
+    base_interpreter,
+    is_within,
+    source_executable,
+)
 
-from kernelstacks._support.errors import KernelstacksError
-from kernelstacks._support.uv import run_uv
+__all__ = ["CopyPlan", "build_runtime", "source_files_mapped"]
 
-__all__ = [
-    "MANAGED_ORIGIN",
-    "SOURCES",
-    "InterpreterChoice",
-    "RuntimeProvisionError",
-    "build_runtime",
-    "choose_interpreter",
-    "parse_implementation",
-]
-
-SOURCES = ("auto", "managed", "local")
-SUPPORTED_IMPLEMENTATIONS = ("cpython",)
-MANAGED_ORIGIN = "python-build-standalone via uv"
 #: Prefixes shared with other software: only the interpreter's own files are copied from these.
 SYSTEM_PREFIXES = frozenset({"/", "/usr", "/usr/local"})
 #: Stands in for the original prefix inside the rewritten ``_sysconfigdata`` module; the same
 #: placeholder python-build-standalone uses, so uv's install-time patching understands it.
 SYSCONFIG_TOKEN = "/install"
-_VERSION_RE = re.compile(r"^\d+\.\d+(?:\.\d+)?$")
-_DOWNLOADS_DISABLED = ("never", "manual")
-#: Environment variables that would make an interpreter load something other than its own files.
-_LEAKY_ENV = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "VIRTUAL_ENV", "LD_PRELOAD")
 
 Log = Callable[[str], None]
-
-
-class RuntimeProvisionError(KernelstacksError):
-    """A runtime could not be chosen or built; the message is meant for the user as is."""
-
-
-@dataclasses.dataclass(frozen=True)
-class InterpreterChoice:
-    """Which interpreter a runtime is (or will be) built from, recorded in the layer metadata."""
-
-    source: str  # "managed" | "local"
-    version: str  # exact X.Y.Z
-    path: Path | None  # interpreter executable (None: managed, not installed yet)
-    origin: str  # copied prefix, or MANAGED_ORIGIN
-    implementation: str = "cpython"
-
-
-@dataclasses.dataclass(frozen=True)
-class InterpreterInfo:
-    """Facts about an installed interpreter, as reported by the interpreter itself."""
-
-    implementation: str
-    version: str
-    executable: Path
-    base_executable: Path
-    prefix: Path
-    base_prefix: Path
-    stdlib: Path
-    include: Path | None
-    libdir: Path | None
-    instsoname: str | None
-    abiflags: str
-    platform: str
-
-    @property
-    def xy(self) -> str:
-        """``X.Y`` of the interpreter, used in stdlib and executable names."""
-        return ".".join(self.version.split(".")[:2])
-
-    @property
-    def is_venv(self) -> bool:
-        """True for a virtual environment's interpreter (copy its base instead)."""
-        return self.prefix != self.base_prefix
-
-
-# ---------------------------------------------------------------------------------------------
-# Parsing requests
-
-
-def parse_implementation(impl: str) -> tuple[str, str]:
-    """Split ``"cpython@3.11"`` into ``("cpython", "3.11")``, rejecting what we cannot build.
-
-    Only CPython is supported (the venvstacks format names the implementation explicitly), and the
-    version must be ``X.Y`` (any patch release) or an exact ``X.Y.Z``.
-    """
-    if not isinstance(impl, str) or "@" not in impl:
-        raise RuntimeProvisionError(
-            f"invalid python_implementation {impl!r}: expected 'cpython@X.Y' or 'cpython@X.Y.Z'"
-        )
-    name, _, version = impl.strip().partition("@")
-    name, version = name.strip().lower(), version.strip()
-    if name not in SUPPORTED_IMPLEMENTATIONS:
-        raise RuntimeProvisionError(
-            f"unsupported Python implementation {name!r} in {impl!r}: only 'cpython' is supported"
-        )
-    if not _VERSION_RE.match(version):
-        raise RuntimeProvisionError(
-            f"invalid Python version {version!r} in {impl!r}: expected X.Y or X.Y.Z"
-        )
-    return name, version
-
-
-def version_matches(requested: str, actual: str) -> bool:
-    """An ``X.Y`` request accepts any patch release of X.Y; ``X.Y.Z`` must match exactly."""
-    try:
-        actual_v = Version(actual)
-    except InvalidVersion:
-        return False
-    wanted = tuple(int(p) for p in requested.split("."))
-    if len(wanted) == 2:
-        return actual_v.release[:2] == wanted
-    return actual_v.release[:3] == wanted and not actual_v.is_prerelease
-
-
-# ---------------------------------------------------------------------------------------------
-# Inspecting interpreters
-
-_INSPECT_SCRIPT = r"""
-import json, platform, sys, sysconfig
-cfg = sysconfig.get_config_var
-print(json.dumps({
-    "implementation": sys.implementation.name,
-    "version": platform.python_version(),
-    "executable": sys.executable,
-    "base_executable": getattr(sys, "_base_executable", sys.executable),
-    "prefix": sys.prefix,
-    "base_prefix": sys.base_prefix,
-    "stdlib": sysconfig.get_path("stdlib"),
-    "include": cfg("INCLUDEPY"),
-    "libdir": cfg("LIBDIR"),
-    "instsoname": cfg("INSTSONAME") if cfg("Py_ENABLE_SHARED") else None,
-    "abiflags": getattr(sys, "abiflags", ""),
-    "platform": sysconfig.get_platform(),
-}))
-"""
-
-
-def _interpreter_env(*, strip_library_path: bool = False) -> dict[str, str]:
-    """Our environment minus what would redirect an interpreter to files that are not its own."""
-    env = {k: v for k, v in os.environ.items() if k not in _LEAKY_ENV}
-    if strip_library_path:
-        env.pop("LD_LIBRARY_PATH", None)
-    return env
-
-
-def inspect_interpreter(python: Path) -> InterpreterInfo:
-    """Ask ``python`` about itself; raise RuntimeProvisionError when it cannot run."""
-    try:
-        proc = subprocess.run(
-            [os.fspath(python), "-I", "-c", _INSPECT_SCRIPT],
-            env=_interpreter_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RuntimeProvisionError(f"cannot run Python interpreter {python}: {exc}") from None
-    if proc.returncode != 0:
-        detail = _last_lines(proc.stderr)
-        raise RuntimeProvisionError(f"cannot run Python interpreter {python}: {detail}")
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
-
-    def opt_path(value: str | None) -> Path | None:
-        return Path(value) if value else None
-
-    return InterpreterInfo(
-        implementation=data["implementation"],
-        version=data["version"],
-        executable=Path(data["executable"]),
-        base_executable=Path(data["base_executable"]),
-        prefix=Path(data["prefix"]),
-        base_prefix=Path(data["base_prefix"]),
-        stdlib=Path(data["stdlib"]),
-        include=opt_path(data["include"]),
-        libdir=opt_path(data["libdir"]),
-        instsoname=data["instsoname"],
-        abiflags=data["abiflags"] or "",
-        platform=data["platform"],
-    )
-
-
-def _base_interpreter(python: Path) -> InterpreterInfo:
-    """Inspect ``python``; for a venv's interpreter, inspect the installation it is based on."""
-    info = inspect_interpreter(python)
-    if info.is_venv:
-        info = inspect_interpreter(info.base_executable)
-    return info
-
-
-def _last_lines(text: str, count: int = 6) -> str:
-    """The tail of a tool's stderr: enough to say what went wrong without a wall of text."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return "\n".join(lines[-count:]) or "(no output)"
-
-
-# ---------------------------------------------------------------------------------------------
-# Choosing an interpreter
-
-
-def choose_interpreter(
-    impl: str,
-    source: str = "auto",
-    overrides: Mapping[str, Path] | None = None,
-    env: Mapping[str, str] | None = None,
-) -> InterpreterChoice:
-    """Pick the interpreter a runtime for ``impl`` (``"cpython@3.12"``) is built from.
-
-    ``source`` is ``"managed"`` (uv-managed python-build-standalone, installed if needed),
-    ``"local"`` (an interpreter on this machine) or ``"auto"``: an already installed managed
-    Python, else a managed install when uv may download (``UV_PYTHON_DOWNLOADS`` is not
-    ``never``/``manual``), else a local interpreter. ``overrides`` maps implementation strings
-    to interpreter paths (``--python cpython@3.12=/opt/py/bin/python3``); an override wins for
-    ``local`` and ``auto``. ``env`` holds environment settings applied on top of ``os.environ``
-    for the decision and for every uv call (tests use it to steer uv).
-    """
-    name, version = parse_implementation(impl)
-    if source not in SOURCES:
-        raise RuntimeProvisionError(
-            f"unknown Python source {source!r}: expected one of {', '.join(SOURCES)}"
-        )
-    env = dict(env or {})
-    override = _find_override(overrides, name, version) if source != "managed" else None
-    if override is not None:
-        return _local_choice(override, name, version, named_by="override")
-    if source == "local":
-        return _find_local(name, version, env)
-    if source == "managed":
-        return _find_or_install_managed(name, version, env, allow_install=_may_install(env))
-    return _choose_auto(name, version, env)
-
-
-def _downloads_setting(env: Mapping[str, str]) -> str:
-    """uv's ``UV_PYTHON_DOWNLOADS`` as it applies to our uv calls."""
-    value = env.get("UV_PYTHON_DOWNLOADS", os.environ.get("UV_PYTHON_DOWNLOADS", "automatic"))
-    return value.strip().lower() or "automatic"
-
-
-def _may_install(env: Mapping[str, str]) -> bool:
-    """An explicit ``managed`` request may run ``uv python install`` unless downloads are off."""
-    return _downloads_setting(env) != "never"
-
-
-def _choose_auto(name: str, version: str, env: dict[str, str]) -> InterpreterChoice:
-    """``auto``: prefer managed (installed, or downloadable), fall back to a local interpreter."""
-    may_download = _downloads_setting(env) not in _DOWNLOADS_DISABLED
-    try:
-        return _find_or_install_managed(name, version, env, allow_install=may_download)
-    except RuntimeProvisionError as managed_error:
-        try:
-            return _find_local(name, version, env)
-        except RuntimeProvisionError as local_error:
-            if not may_download:
-                raise local_error from None
-            raise RuntimeProvisionError(
-                f"no {name}@{version} available.\nmanaged: {managed_error}\nlocal: {local_error}"
-            ) from None
-
-
-def _find_override(overrides: Mapping[str, Path] | None, name: str, version: str) -> Path | None:
-    """The override for this request: exact key first, then an ``X.Y`` key for an X.Y.Z request."""
-    if not overrides:
-        return None
-    normalised: dict[tuple[str, str], Path] = {}
-    for key, path in overrides.items():
-        normalised[parse_implementation(key)] = Path(path)
-    if (name, version) in normalised:
-        return normalised[(name, version)]
-    xy = ".".join(version.split(".")[:2])
-    return normalised.get((name, xy))
-
-
-def _local_choice(python: Path, name: str, version: str, *, named_by: str) -> InterpreterChoice:
-    """Validate a local interpreter for the request and describe it as a choice."""
-    request = f"{name}@{version}"
-    if not python.exists():
-        raise RuntimeProvisionError(
-            f"{named_by} interpreter for {request} does not exist: {python}"
-        )
-    if not os.access(python, os.X_OK) or python.is_dir():
-        raise RuntimeProvisionError(f"{named_by} path for {request} is not executable: {python}")
-    info = _base_interpreter(python)
-    if info.implementation != name:
-        raise RuntimeProvisionError(
-            f"{named_by} interpreter {python} is {info.implementation}, not {name} ({request})"
-        )
-    if not version_matches(version, info.version):
-        raise RuntimeProvisionError(
-            f"{named_by} interpreter {python} is {name} {info.version}, but {request} was "
-            f"requested{' (an exact X.Y.Z must match exactly)' if version.count('.') == 2 else ''}"
-        )
-    executable = _source_executable(info)
-    return InterpreterChoice(
-        source="local",
-        version=info.version,
-        path=executable,
-        origin=os.fspath(info.base_prefix),
-        implementation=name,
-    )
-
-
-def _find_local(name: str, version: str, env: dict[str, str]) -> InterpreterChoice:
-    """Find a non-managed interpreter with ``uv python find`` (never downloads)."""
-    request = f"{name}@{version}"
-    extra = {**env, "UV_PYTHON_DOWNLOADS": "never"}
-    extra["PATH"] = _without_pyenv_shims(env.get("PATH", os.environ.get("PATH", "")))
-    args = ["python", "find", "--system", "--no-managed-python", "--no-project", request]
-    proc = run_uv(args, extra_env=extra, check=False)
-    if proc.returncode != 0:
-        raise RuntimeProvisionError(
-            f"no local interpreter found for {request}.\n"
-            f"Name one explicitly (--python {request}=/path/to/python{_xy(version)}), put it on "
-            f"PATH, or allow uv to download a managed Python (source 'managed' or 'auto' with "
-            f"UV_PYTHON_DOWNLOADS not 'never').\nuv said: {_last_lines(proc.stderr, 3)}"
-        )
-    found = Path(proc.stdout.strip().splitlines()[-1])
-    return _local_choice(found, name, version, named_by="discovered")
-
-
-def _xy(version: str) -> str:
-    """``X.Y`` of a version string."""
-    return ".".join(version.split(".")[:2])
-
-
-def _without_pyenv_shims(path_value: str) -> str:
-    """Replace pyenv's shim directory on PATH with the ``bin/`` of every pyenv version.
-
-    A pyenv shim for a version that is not selected exits 127, and uv aborts discovery on such a
-    candidate (astral-sh/uv#21047). The versions' own ``bin/`` directories hold the same
-    interpreters without the indirection, newest first.
-    """
-    entries: list[str] = []
-    for entry in path_value.split(os.pathsep):
-        shims = Path(entry)
-        versions = shims.parent / "versions"
-        if entry and shims.name == "shims" and versions.is_dir():
-            entries.extend(os.fspath(p) for p in _pyenv_version_bins(versions))
-        else:
-            entries.append(entry)
-    return os.pathsep.join(dict.fromkeys(entries))
-
-
-def _pyenv_version_bins(versions: Path) -> list[Path]:
-    """``bin/`` of each real pyenv version (not pyenv-virtualenv links), newest version first."""
-
-    def key(path: Path) -> tuple[int, Version | str]:
-        try:
-            return (1, Version(path.name))
-        except InvalidVersion:
-            return (0, path.name)
-
-    dirs = [p for p in versions.iterdir() if not p.is_symlink() and (p / "bin").is_dir()]
-    return [p / "bin" for p in sorted(dirs, key=key, reverse=True)]
-
-
-def _find_or_install_managed(
-    name: str, version: str, env: dict[str, str], *, allow_install: bool
-) -> InterpreterChoice:
-    """A uv-managed interpreter for the request: installed already, or installed now."""
-    found = _find_managed(name, version, env)
-    if found is None and allow_install:
-        _install_managed(name, version, env)
-        found = _find_managed(name, version, env)
-    if found is None:
-        raise RuntimeProvisionError(
-            f"no uv-managed {name}@{version} is installed and downloads are disabled "
-            f"(UV_PYTHON_DOWNLOADS={_downloads_setting(env)}); allow downloads, run "
-            f"'uv python install {name}-{version}', or use a local interpreter"
-        )
-    info = _base_interpreter(found)
-    if not version_matches(version, info.version):
-        raise RuntimeProvisionError(
-            f"uv returned {name} {info.version} at {found} for {name}@{version}"
-        )
-    return InterpreterChoice(
-        source="managed",
-        version=info.version,
-        path=_source_executable(info),
-        origin=MANAGED_ORIGIN,
-        implementation=name,
-    )
-
-
-def _find_managed(name: str, version: str, env: Mapping[str, str]) -> Path | None:
-    """Path of an installed uv-managed interpreter for the request; never touches the network."""
-    args = ["python", "find", "--managed-python", "--no-project", f"{name}@{version}"]
-    extra = {**env, "UV_PYTHON_DOWNLOADS": "never"}
-    proc = run_uv(args, extra_env=extra, check=False)
-    if proc.returncode != 0 or not proc.stdout.strip():
-        return None
-    found = Path(proc.stdout.strip().splitlines()[-1])
-    # uv also answers with virtual environments; only its own installations count as managed.
-    where = run_uv(["python", "dir"], extra_env=extra, check=False).stdout.strip()
-    if not where or not _is_within(os.path.realpath(found), os.path.realpath(where)):
-        return None
-    return found
-
-
-def _install_managed(name: str, version: str, env: Mapping[str, str]) -> None:
-    """``uv python install`` (no ``bin/`` shims: the user's PATH is not ours to change)."""
-    args = ["python", "install", "--no-bin", f"{name}-{version}"]
-    proc = run_uv(args, extra_env=dict(env), check=False)
-    if proc.returncode != 0:
-        raise RuntimeProvisionError(
-            f"uv could not install {name}@{version}: {_last_lines(proc.stderr, 4)}\n"
-            "Set UV_PYTHON_INSTALL_MIRROR or UV_PYTHON_DOWNLOADS_JSON_URL to reach a mirror, "
-            f"or use a local interpreter (--python {name}@{version}=/path/to/python)"
-        )
-
-
-def _source_executable(info: InterpreterInfo) -> Path:
-    """The real interpreter executable inside the installation prefix (what gets copied).
-
-    Symlinks are resolved so a choice names the actual installation, e.g. uv's
-    ``cpython-3.12.1-...`` directory rather than its moving ``cpython-3.12-...`` link.
-    """
-    prefix = Path(os.path.realpath(info.base_prefix))
-    names = (f"python{info.xy}{info.abiflags}", f"python{info.xy}")
-    candidates = [
-        Path(os.path.realpath(info.base_executable)),
-        *(Path(os.path.realpath(info.base_prefix / "bin" / name)) for name in names),
-    ]
-    for candidate in candidates:
-        if candidate.is_file() and _is_within(candidate, prefix):
-            return candidate
-    raise RuntimeProvisionError(
-        f"cannot locate the interpreter executable of {info.base_prefix} "
-        f"(looked for {', '.join(map(str, candidates))})"
-    )
-
-
-def _is_within(path: Path | str, root: Path | str) -> bool:
-    """``path`` is ``root`` or below it (lexically; callers pass resolved paths)."""
-    path_s, root_s = os.fspath(path), os.fspath(root).rstrip("/") or "/"
-    return path_s == root_s or path_s.startswith(root_s if root_s == "/" else root_s + "/")
-
 
 # ---------------------------------------------------------------------------------------------
 # Building a runtime
@@ -553,7 +142,7 @@ def _build(choice: InterpreterChoice, dest: Path, *, compile_bytecode: bool, log
     """The build steps, timed and logged; see ``build_runtime``."""
     started = time.monotonic()
     python = choice.path or _managed_executable(choice)
-    info = _base_interpreter(python)
+    info = base_interpreter(python)
     if info.version != choice.version:
         raise RuntimeProvisionError(
             f"{python} is now {info.implementation} {info.version}, but {choice.version} was "
@@ -585,10 +174,10 @@ def _build(choice: InterpreterChoice, dest: Path, *, compile_bytecode: bool, log
 def _managed_executable(choice: InterpreterChoice) -> Path:
     """Install (if needed) and locate the managed interpreter a choice without a path names."""
     version = choice.version
-    found = _find_managed(choice.implementation, version, {})
+    found = find_managed(choice.implementation, version, {})
     if found is None:
-        _install_managed(choice.implementation, version, {})
-        found = _find_managed(choice.implementation, version, {})
+        install_managed(choice.implementation, version, {})
+        found = find_managed(choice.implementation, version, {})
     if found is None:
         raise RuntimeProvisionError(f"uv did not install {choice.implementation}@{version}")
     return found
@@ -599,9 +188,9 @@ def _plan_copy(info: InterpreterInfo) -> CopyPlan:
     prefix = Path(os.path.realpath(info.base_prefix))
     aliases = tuple(p for p in {info.base_prefix, info.prefix} if p != prefix)
     info = _with_prefix(info, prefix)
-    executable = _source_executable(info)
+    executable = source_executable(info)
     stdlib = Path(os.path.realpath(info.stdlib))
-    if not _is_within(stdlib, prefix):
+    if not is_within(stdlib, prefix):
         raise RuntimeProvisionError(
             f"the standard library of {executable} ({stdlib}) is outside its prefix {prefix}"
         )
@@ -609,7 +198,7 @@ def _plan_copy(info: InterpreterInfo) -> CopyPlan:
     if system:
         roots = [stdlib.relative_to(prefix)]
         include = Path(os.path.realpath(info.include)) if info.include else None
-        if include and include.is_dir() and _is_within(include, prefix):
+        if include and include.is_dir() and is_within(include, prefix):
             roots.append(include.relative_to(prefix))
         libpython = _linked_libpython(info, executable)
         if libpython is not None:
@@ -641,7 +230,7 @@ def _linked_libpython(info: InterpreterInfo, executable: Path) -> Path | None:
     if info.instsoname not in _elf_needed(executable):
         return None
     candidate = Path(os.path.realpath(info.libdir / info.instsoname))
-    if candidate.is_file() and _is_within(candidate, info.base_prefix):
+    if candidate.is_file() and is_within(candidate, info.base_prefix):
         return candidate
     return None
 
@@ -701,9 +290,9 @@ def _copy_symlink_or_target(src: Path, dst: Path, prefix: Path) -> None:
         return
     link = os.readlink(src)
     resolved = Path(os.path.realpath(src))
-    if not os.path.isabs(link) and _is_within(resolved, prefix):
+    if not os.path.isabs(link) and is_within(resolved, prefix):
         os.symlink(link, dst)
-    elif _is_within(resolved, prefix) and not resolved.is_dir():
+    elif is_within(resolved, prefix) and not resolved.is_dir():
         os.symlink(os.path.relpath(resolved, os.path.realpath(src.parent)), dst)
     elif resolved.is_file():
         shutil.copy2(resolved, dst)  # e.g. Debian's sitecustomize.py -> /etc/python3.11/...
@@ -808,7 +397,7 @@ def _relocate_elf(elf: Path, plan: CopyPlan, dest: Path, libpython_dir: Path | N
     args = [*action, elf]
     proc = subprocess.run([_patchelf(), *map(os.fspath, args)], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeProvisionError(f"patchelf failed on {elf}: {_last_lines(proc.stderr)}")
+        raise RuntimeProvisionError(f"patchelf failed on {elf}: {tail(proc.stderr)}")
 
 
 def _map_runpath_entry(
@@ -825,9 +414,9 @@ def _map_runpath_entry(
     if not os.path.isabs(expanded):
         return entry
     target = Path(os.path.normpath(expanded))
-    if not _is_within(target, plan.prefix):
+    if not is_within(target, plan.prefix):
         return entry
-    if plan.system_prefix and not any(_is_within(target, plan.prefix / r) for r in plan.roots):
+    if plan.system_prefix and not any(is_within(target, plan.prefix / r) for r in plan.roots):
         return entry  # an OS library directory such as /usr/lib/x86_64-linux-gnu
     copied = dest / target.relative_to(plan.prefix)
     return copied if copied.is_dir() else None
@@ -878,7 +467,7 @@ def _relocate_sysconfigdata(plan: CopyPlan, dest: Path) -> None:
     seen: set[str] = set()
     for path in sorted(stdlib.glob("_sysconfigdata_*.py")):
         real = os.path.realpath(path)
-        if real in seen or not _is_within(real, dest):
+        if real in seen or not is_within(real, dest):
             continue
         seen.add(real)
         _rewrite_sysconfigdata(Path(real), replacements)
@@ -997,14 +586,13 @@ def _compile_stdlib(plan: CopyPlan, dest: Path, log: Log) -> None:
     it installs a runtime archive, and a stale pyc would silently win.
     """
     stdlib = dest / Path(os.path.realpath(plan.source.stdlib)).relative_to(plan.prefix)
-    env = _interpreter_env(strip_library_path=True)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env = clean_env(bytecode=True, no_library_path=True)
     python = os.fspath(_runtime_python(plan, dest))
     cmd = [python, "-I", "-c", _COMPILE_SCRIPT, os.fspath(stdlib)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         output = proc.stdout + proc.stderr
-        log(f"runtime bytecode: some files did not compile:\n{_last_lines(output)}")
+        log(f"runtime bytecode: some files did not compile:\n{tail(output)}")
 
 
 _CHECK_SCRIPT = r"""
@@ -1035,14 +623,14 @@ def _verify_runtime(plan: CopyPlan, dest: Path) -> dict:
     python = _runtime_python(plan, dest)
     proc = subprocess.run(
         [os.fspath(python), "-I", "-c", _CHECK_SCRIPT],
-        env=_interpreter_env(strip_library_path=True),
+        env=clean_env(no_library_path=True),
         capture_output=True,
         text=True,
         check=False,
     )
     if proc.returncode != 0:
         raise RuntimeProvisionError(
-            f"the built runtime does not start ({python}): {_last_lines(proc.stderr)}"
+            f"the built runtime does not start ({python}): {tail(proc.stderr)}"
         )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     if os.path.realpath(result["base_prefix"]) != os.fspath(dest):
@@ -1055,7 +643,7 @@ def _verify_runtime(plan: CopyPlan, dest: Path) -> dict:
             "the built runtime still loads files of its source interpreter: " + ", ".join(leaked)
         )
     purelib = Path(os.path.realpath(result["purelib"]))
-    if _is_within(purelib, dest):
+    if is_within(purelib, dest):
         purelib.mkdir(parents=True, exist_ok=True)  # where runtime requirements will go
         result["purelib"] = purelib.relative_to(dest).as_posix()
     else:
@@ -1067,9 +655,7 @@ def source_files_mapped(maps: Iterable[str], plan: CopyPlan, dest: Path) -> list
     """Mapped files that belong to the source interpreter (for a shared prefix: its own dirs)."""
     owned = [plan.prefix / r for r in plan.roots] if plan.system_prefix else [plan.prefix]
     owned.append(plan.executable)
-    return [
-        m for m in maps if any(_is_within(m, root) for root in owned) and not _is_within(m, dest)
-    ]
+    return [m for m in maps if any(is_within(m, root) for root in owned) and not is_within(m, dest)]
 
 
 def _metadata(

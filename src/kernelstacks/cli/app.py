@@ -89,7 +89,7 @@ def _root(
 def show(spec: SpecArg, include: IncludeOpt = None, json_output: JsonOpt = False) -> None:
     """Show the layers of a stack: runtimes, frameworks, applications and their lower layers."""
     from kernelstacks.cli.show import render_tree, stack_record
-    from kernelstacks.spec.model import load_spec
+    from kernelstacks.spec import load_spec
 
     try:
         stack = load_spec(spec)
@@ -109,8 +109,8 @@ def show(spec: SpecArg, include: IncludeOpt = None, json_output: JsonOpt = False
 def _register_commands() -> None:
     """Attach commands that live in their own modules."""
     from kernelstacks.cli import distribute as cli_deploy
-    from kernelstacks.cli import stack as cli_engine
     from kernelstacks.cli import kernels as cli_kernels
+    from kernelstacks.cli import stack as cli_engine
 
     cli_engine.register(app)
     cli_kernels.register(app)

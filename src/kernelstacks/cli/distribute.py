@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from kernelstacks._support.errors import KernelstacksError
 from kernelstacks.cli.app import IncludeOpt, JsonOpt, SpecArg, _console, report_error
 from kernelstacks.cli.stack import (
     BuildDirOpt,
@@ -17,7 +18,6 @@ from kernelstacks.cli.stack import (
     _reporter,
     reporting,
 )
-from kernelstacks._support.errors import KernelstacksError
 
 OutputOpt = Annotated[Path | None, typer.Option("--output-dir", "-o", help="Output directory.")]
 

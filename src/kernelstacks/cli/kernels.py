@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from kernelstacks.cli.app import IncludeOpt, JsonOpt, SpecArg, _console, report_error
 from kernelstacks._support.errors import KernelstacksError
+from kernelstacks.cli.app import IncludeOpt, JsonOpt, SpecArg, _console, report_error
 
 kernels_app = typer.Typer(
     help="Register application layers as Jupyter kernels, list, remove and prune them.",

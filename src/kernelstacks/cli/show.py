@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kernelstacks.lock.metadata import LockStatus, lock_status
-from kernelstacks.spec.model import LayerSpec, StackSpec
 from kernelstacks.spec.fields import Kind
+from kernelstacks.spec.model import LayerSpec, StackSpec
 
 
 def layer_record(spec: StackSpec, layer: LayerSpec) -> dict[str, Any]:

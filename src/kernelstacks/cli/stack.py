@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from kernelstacks.cli.app import IncludeOpt, JsonOpt, SpecArg, _console, report_error
 from kernelstacks._support.errors import KernelstacksError, SpecError
+from kernelstacks.cli.app import IncludeOpt, JsonOpt, SpecArg, _console, report_error
 
 BuildDirOpt = Annotated[
     Path | None,
@@ -76,7 +76,7 @@ def reporting(as_json: bool) -> Iterator[Any]:
 
 
 def _load(spec_path: Path, as_json: bool):
-    from kernelstacks.spec.model import load_spec
+    from kernelstacks.spec import load_spec
 
     try:
         return load_spec(spec_path)
@@ -278,7 +278,7 @@ def demo(
     """Write the embedded demo stack, lock it, build it and run both of its apps."""
     from kernelstacks.cli.demo import write_demo
     from kernelstacks.cli.show import render_tree
-    from kernelstacks.spec.model import load_spec
+    from kernelstacks.spec import load_spec
 
     console = _console()
     try:

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernelstacks.build.engine import LAYER_METADATA, POSTINSTALL
 from kernelstacks._support.errors import KernelstacksError
 from kernelstacks._support.host import current_platform
-from kernelstacks.distribute.layout import DEPLOY_RECORD, METADATA_DIR
-from kernelstacks.lock.metadata import write_json_atomic
 from kernelstacks._support.progress import Reporter
+from kernelstacks.build.engine import LAYER_METADATA, POSTINSTALL
+from kernelstacks.distribute.layout import DEPLOY_RECORD, METADATA_DIR
 from kernelstacks.distribute.publish import run_postinstall
+from kernelstacks.lock.metadata import write_json_atomic
 
 
 @dataclass

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kernelstacks.build.engine import LAYER_METADATA, STATE_FILE, read_state
 from kernelstacks._support.errors import KernelstacksError
+from kernelstacks.build.engine import LAYER_METADATA, STATE_FILE, read_state
 from kernelstacks.lock.metadata import read_meta
-from kernelstacks.spec.model import LayerSpec, StackSpec
 from kernelstacks.spec.fields import Kind
+from kernelstacks.spec.model import LayerSpec, StackSpec
 
 METADATA_DIR = "__venvstacks__"
 DEPLOY_RECORD = Path("share/venv/metadata/kernelstacks_deploy.json")

@@ -19,9 +19,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kernelstacks.build.engine import LAYER_METADATA, POSTINSTALL
 from kernelstacks._support.errors import KernelstacksError
 from kernelstacks._support.host import current_platform
+from kernelstacks._support.progress import Reporter
+from kernelstacks.build.engine import LAYER_METADATA, POSTINSTALL
 from kernelstacks.distribute.layout import (
     METADATA_DIR,
     LayerOut,
@@ -34,9 +35,8 @@ from kernelstacks.distribute.layout import (
     runpath_replacements,
 )
 from kernelstacks.lock.metadata import write_json_atomic
-from kernelstacks._support.progress import Reporter
-from kernelstacks.spec.model import StackSpec
 from kernelstacks.spec.fields import Kind
+from kernelstacks.spec.model import StackSpec
 
 
 @dataclass

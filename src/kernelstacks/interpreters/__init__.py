@@ -1,1 +1,1 @@
-"""Finding and inspecting Python interpreters (what runtimes are made from, what uv resolves with)."""
+"""Finding and inspecting Python interpreters: what runtimes are made from, what uv locks with."""

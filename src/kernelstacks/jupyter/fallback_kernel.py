@@ -1,8 +1,8 @@
 """The fallback kernel: answers every request with why the real layered kernel cannot start.
 
-Started by :mod:`kernelstacks.jupyter.provisioner` in the Jupyter server's Python (which has ipykernel)
-when a kernel's layers are missing, so the notebook shows a readable message instead of a kernel
-that dies silently.
+Started by :mod:`kernelstacks.jupyter.provisioner` in the Jupyter server's Python (which has
+ipykernel) when a kernel's layers are missing, so the notebook shows a readable message instead of a
+kernel that dies silently.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """``kernelstacks lock``: lock every selected layer, lower layers first.
 
-Each layer resolves with its lower layers' pins as constraints (see :mod:`kernelstacks.lock.resolve`),
-so the lower layers must be locked, and valid, before the layers above them.  A lock whose inputs
-have not changed is left byte-identical under ``--if-needed``; a relock that produces the same
-packages keeps the old metadata (lock version and time), so unchanged stacks stay unchanged in
-version control.
+Each layer resolves with its lower layers' pins as constraints (see
+:mod:`kernelstacks.lock.resolve`), so the lower layers must be locked, and valid, before the layers
+above them. A lock whose inputs have not changed is left byte-identical under ``--if-needed``; a
+relock that produces the same packages keeps the old metadata (lock version and time), so unchanged
+stacks stay unchanged in version control.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from kernelstacks._support.errors import KernelstacksError, describe_error
+from kernelstacks._support.progress import Reporter
+from kernelstacks._support.scheduler import exclusive, run_in_order, summarize
 from kernelstacks.lock.metadata import (
     input_hash,
     lock_path,
@@ -30,10 +32,8 @@ from kernelstacks.lock.metadata import (
     sha256_text,
     write_json_atomic,
 )
-from kernelstacks._support.progress import Reporter
-from kernelstacks._support.scheduler import exclusive, run_in_order, summarize
-from kernelstacks.spec.model import LayerSpec, StackSpec
 from kernelstacks.spec.fields import Kind
+from kernelstacks.spec.model import LayerSpec, StackSpec
 
 
 @dataclass
@@ -98,7 +98,7 @@ class LockOptions:
         built = build_dir / layer.runtime_build_name / "bin" / "python3"
         if built.exists():
             return built
-        from kernelstacks.build.runtimes import RuntimeProvisionError, choose_interpreter
+        from kernelstacks.interpreters.discovery import RuntimeProvisionError, choose_interpreter
 
         try:
             choice = choose_interpreter(

@@ -48,15 +48,13 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from kernelstacks._support.errors import KernelstacksError
-from kernelstacks._support.uv import run_uv
+from kernelstacks._support.uv import run_uv, uv_output
 
 __all__ = [
     "PLATFORMS",
-    "InstallError",
     "LockError",
     "LockRequest",
     "LockResult",
-    "install_lock",
     "lock_layer",
     "read_pylock",
 ]
@@ -64,10 +62,6 @@ __all__ = [
 
 class LockError(KernelstacksError):
     """A layer could not be locked; the message names the layer and what uv objected to."""
-
-
-class InstallError(KernelstacksError):
-    """A lock file could not be installed into an environment."""
 
 
 # venvstacks platform names -> the markers that select that platform.
@@ -93,7 +87,6 @@ _OWNED_KEYS = frozenset(
     {"environments", "required-environments", "workspace", "package", "managed"}
 )
 _PROJECT_NAME = "kernelstacks-layer-lock"
-_MAX_UV_LINES = 40
 # What uv says when a requirement does not exist, the settings are bad, or no Python fits.
 _NOT_FOUND = re.compile(r"Because ([\w.\-\[\]]+) was not found in the package registry")
 _BAD_CONFIG = re.compile(r"Failed to parse.*uv\.toml")
@@ -173,36 +166,6 @@ def read_pylock(path: Path) -> dict[str, str]:
     for entry in _pylock_packages(path):
         versions.setdefault(canonicalize_name(entry["name"]), str(entry.get("version", "")))
     return versions
-
-
-def install_lock(
-    python: Path, lock: Path, *, compile_bytecode: bool = True, exact: bool | None = None
-) -> None:
-    """Install a layer's lock into the environment of ``python``.
-
-    ``exact`` uses ``uv pip sync``, so the environment ends up holding exactly the lock (packages
-    dropped by a relock go away); otherwise ``uv pip install -r`` only adds.  The default is exact
-    for venvs (framework/app layers) and additive for a runtime, whose own ``pip`` must survive.
-    Either way only the lock's packages are installed: lower layers' packages are not in it, and
-    uv only looks at the target's own site-packages, not at chained lower layers.  Bytecode is
-    compiled by default: our machines set ``PYTHONDONTWRITEBYTECODE=1`` and uncompiled layers
-    start several times slower.
-    """
-    if exact is None:
-        exact = (Path(python).parent.parent / "pyvenv.cfg").is_file()
-    with tempfile.TemporaryDirectory(prefix="kernelstacks-install-") as tmp:
-        # uv only reads pylock files named `pylock.toml` / `pylock.<name>.toml` with no dot in
-        # <name>; layer names like `cpython-3.11` (or a scratch file name) break that.
-        copy = Path(tmp) / "pylock.toml"
-        copy.write_bytes(Path(lock).read_bytes())
-        verb = ["sync", copy] if exact else ["install", "-r", copy]
-        args = ["pip", *verb, "--preview-features", "pylock", "--python", python]
-        proc = run_uv([*args, "--compile-bytecode"] if compile_bytecode else args, check=False)
-    if proc.returncode != 0:
-        raise InstallError(
-            f"Could not install {lock} into the environment of {python}.\n"
-            f"uv says:\n{_trim_uv_output(proc.stderr)}"
-        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,21 +420,9 @@ def _run_export(req: LockRequest, project: Path, config: Path) -> str:
     if proc.returncode != 0:
         raise LockError(
             f"Cannot lock layer '{req.layer}': exporting the resolution failed.\n"
-            f"uv says:\n{_trim_uv_output(proc.stderr)}"
+            f"uv says:\n{uv_output(proc.stderr)}"
         )
     return proc.stdout
-
-
-def _trim_uv_output(stderr: str) -> str:
-    """uv's explanation without progress chatter, cut to a readable length."""
-    lines = [
-        line.rstrip()
-        for line in stderr.splitlines()
-        if line.strip() and not re.match(r"(Using CPython|Resolved \d+ package)", line)
-    ]
-    if len(lines) > _MAX_UV_LINES:
-        lines = [*lines[:_MAX_UV_LINES], f"... ({len(lines) - _MAX_UV_LINES} more lines)"]
-    return "\n".join(f"  {line}" for line in lines) or "  (no output)"
 
 
 def _mentions(text: str, name: str) -> bool:
@@ -503,7 +454,7 @@ def _explain_failure(req: LockRequest, xy: str, stderr: str, lower: list[_LowerP
     return (
         f"Cannot lock layer '{req.layer}': {summary}.\n"
         f"Requirements: {', '.join(req.requirements) or '(none)'}\n"
-        f"uv says:\n{_trim_uv_output(stderr)}"
+        f"uv says:\n{uv_output(stderr)}"
     )
 
 

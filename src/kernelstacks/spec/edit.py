@@ -16,7 +16,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from kernelstacks._support.errors import KernelstacksError, did_you_mean
-from kernelstacks.spec.model import LayerSpec, StackSpec, load_spec
+from kernelstacks.spec import load_spec
+from kernelstacks.spec.model import LayerSpec, StackSpec
 
 
 def find_layer(stack: StackSpec, name: str) -> LayerSpec:

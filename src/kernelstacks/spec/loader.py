@@ -16,9 +16,8 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from kernelstacks.spec.c3 import C3Conflict, find_cycle, linearize
 from kernelstacks._support.errors import Problem, SpecError, did_you_mean
-from kernelstacks.spec.model import LayerSpec, StackSpec, matches, module_name
+from kernelstacks.spec.c3 import C3Conflict, find_cycle, linearize
 from kernelstacks.spec.fields import (
     DEPRECATED_FIELDS,
     FIELDS_BY_NAME,
@@ -34,6 +33,7 @@ from kernelstacks.spec.fields import (
     check_requirement,
     fields_for,
 )
+from kernelstacks.spec.model import LayerSpec, StackSpec, matches, module_name
 
 _TOML_POS_RE = re.compile(r"\(at line (\d+), column (\d+)\)")
 _HEADER_RE = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_.\"' -]+?)\s*\]\]\s*(#.*)?$")

@@ -185,10 +185,3 @@ class StackSpec:
         for layer in selected:
             needed.update(layer.lower)
         return [layer for name, layer in self.layers.items() if name in needed]
-
-
-def load_spec(path: str | Path) -> StackSpec:
-    """Load and validate a stack file; raises :class:`~kernelstacks.errors.SpecError`."""
-    from kernelstacks.spec.loader import SpecLoader
-
-    return SpecLoader(Path(path)).load()

@@ -1,0 +1,121 @@
+"""The contract between the kernelstacks tool and the kernel side: paths, names, events.
+
+Both sides import this module and nothing else of each other: the tool (``kernelstacks``) writes
+layers, locks and kernelspecs in these places and emits these progress events; the kernel side
+(``kernelstacks_kernel``, running inside a layered kernel where the tool is not installed) reads
+them. It uses only the standard library and runs on every Python a runtime may have (3.9 up), so
+it must stay free of newer syntax.
+"""
+
+from __future__ import annotations
+
+import re
+
+# -- layer kinds and build names ----------------------------------------------------------------
+
+#: Layer kinds in stacking order, with the prefix venvstacks puts before their names.
+BUILD_NAME_PREFIXES = {"runtime": "", "framework": "framework-", "application": "app-"}
+#: The top-level array of tables holding each kind in a stack file.
+SPEC_SECTIONS = {"runtime": "runtimes", "framework": "frameworks", "application": "applications"}
+
+
+def build_name(kind: str, name: str) -> str:
+    """venvstacks build names: runtimes as named, ``framework-<name>``, ``app-<name>``."""
+    return BUILD_NAME_PREFIXES[kind] + name
+
+
+def deploy_name(build: str, versioned: bool, lock_version: int | None) -> str:
+    """Deployed directory name: ``<build-name>@<lock_version>`` for versioned layers."""
+    if versioned:
+        return f"{build}@{lock_version if lock_version is not None else 1}"
+    return build
+
+
+# -- files inside a layer -----------------------------------------------------------------------
+
+#: venvstacks' per-layer metadata (embedding apps and the kernel side read it).
+LAYER_METADATA = "share/venv/metadata/venvstacks_layer.json"
+#: What kernelstacks built a layer from (input hashes, runtime facts).
+BUILD_STATE = "share/venv/metadata/kernelstacks_build.json"
+#: What a deployment unpacked into a layer (its fingerprint).
+DEPLOY_RECORD = "share/venv/metadata/kernelstacks_deploy.json"
+#: The post-install step every built layer carries.
+POSTINSTALL = "share/venv/metadata/postinstall.py"
+
+# -- the stack's lock tree ----------------------------------------------------------------------
+
+#: Folder beside the stack file that holds every layer's lock.
+REQUIREMENTS_DIR = "requirements"
+
+
+def lock_file_name(build: str) -> str:
+    """``pylock.<build name>.toml`` inside ``requirements/<build name>/``."""
+    return f"pylock.{build}.toml"
+
+
+def lock_meta_file_name(build: str) -> str:
+    """``pylock.<build name>.meta.json`` beside the lock file."""
+    return f"pylock.{build}.meta.json"
+
+
+def lock_file_rel(build: str) -> str:
+    """A layer's lock, relative to the stack file's folder."""
+    return f"{REQUIREMENTS_DIR}/{build}/{lock_file_name(build)}"
+
+
+def lock_meta_rel(build: str) -> str:
+    """A layer's lock metadata, relative to the stack file's folder."""
+    return f"{REQUIREMENTS_DIR}/{build}/{lock_meta_file_name(build)}"
+
+
+# -- published and deployed metadata ------------------------------------------------------------
+
+#: Folder of venvstacks' published/exported metadata (``<dir>/<platform>/venvstacks.json``).
+METADATA_DIR = "__venvstacks__"
+
+# -- kernelspecs --------------------------------------------------------------------------------
+
+#: Our record beside every kernel.json we write (how list/remove/prune know a spec is ours).
+KERNEL_RECORD = "kernelstacks.json"
+#: Directory inside a kernelspec that holds the kernel side (put on the kernel's PYTHONPATH).
+KERNEL_PYLIB = "pylib"
+
+
+def kernel_name(stack: str, app: str) -> str:
+    """Stable, namespaced kernel name ``kernelstacks-<stack>-<app>`` (Jupyter wants lowercase)."""
+    raw = f"kernelstacks-{stack}-{app}".lower()
+    return re.sub(r"[^a-z0-9._-]+", "-", raw)
+
+
+#: Environment variables a kernelspec sets for the kernel side.
+ENV_STACK = "KERNELSTACKS_STACK"
+ENV_LAYER = "KERNELSTACKS_LAYER"
+ENV_BUILD_DIR = "KERNELSTACKS_BUILD_DIR"
+ENV_KERNEL = "KERNELSTACKS_KERNEL"
+ENV_TOOL = "KERNELSTACKS_TOOL"
+ENV_SPEC = "KERNELSTACKS_SPEC"
+
+# -- progress events (``--json`` output, one JSON object per line) ------------------------------
+
+#: Field holding the event type; the other fields are described with each event.
+EVENT = "event"
+#: A command or a phase of one starts: ``action``, ``layers``, ``total``.
+EV_START = "start"
+#: Work on one layer begins: ``layer``, ``action``.
+EV_LAYER_STARTED = "layer_started"
+#: A step within a layer: ``layer``, ``message``.
+EV_STEP = "step"
+#: Bytes done for one layer (publish, deploy): ``layer``, ``done``, ``total``.
+EV_BYTES = "bytes"
+#: One layer is done: ``layer``, ``status``, ``seconds``, ``message``, ``index``, ``total``.
+EV_LAYER_FINISHED = "layer_finished"
+#: Something failed: ``layer`` (or null), ``message``.
+EV_ERROR = "error"
+#: A remark: ``message``.
+EV_NOTE = "note"
+#: The command finished: its summary (``layers``, ``errors``, ``ok``...).
+EV_DONE = "done"
+#: ``add``/``remove`` changed a layer's requirements: ``layer``, ``changes``.
+EV_EDITED = "edited"
+#: A kernelspec was written: ``name``, ``directory``.
+EV_KERNEL_INSTALLED = "kernel_installed"
