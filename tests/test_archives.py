@@ -25,13 +25,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from kernelstacks._support.errors import KernelstacksError
-from kernelstacks.distribute.archives import (
-    ArchiveError,
-    ArchiveInfo,
-    safe_extract,
-    sha256_file,
-    write_archive,
-)
+from kernelstacks._support.hashing import sha256_hex as sha256_file
+from kernelstacks.distribute.archive_extract import safe_extract
+from kernelstacks.distribute.archives import ArchiveError, ArchiveInfo, write_archive
 
 CLAMP = 1_700_000_000  # the lock time a publish would clamp to
 OLD = 1_600_000_000  # files older than the clamp keep their own mtime

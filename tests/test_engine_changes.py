@@ -119,7 +119,7 @@ def test_sigkill_mid_install_keeps_old_layer(small: Path) -> None:
     proc = _start_build(small)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if list(build_dir.glob(".app-b.build-*/lib/python3.12/site-packages/numpy*")):
+        if list(build_dir.glob(".app-b~new-*/lib/python3.12/site-packages/numpy*")):
             break
         if proc.poll() is not None:
             pytest.fail(f"build ended before it could be killed: {proc.communicate()}")
@@ -135,6 +135,28 @@ def test_sigkill_mid_install_keeps_old_layer(small: Path) -> None:
     ks("build", small, *python_options())
     result = run_py(build_dir / "app-b" / "bin" / "python", "import numpy; print('new ok')")
     assert "new ok" in result.stdout, result.stderr
+    assert not [p.name for p in build_dir.iterdir() if p.name.startswith(".app-b")]
+
+
+def test_ctrl_c_discards_the_unfinished_layer(small: Path) -> None:
+    """Ctrl-C while a layer builds: it is finished off the record, never swapped in."""
+    small.write_text(small.read_text().replace('["idna"]', '["idna", "numpy"]'))
+    build_dir = small.parent / "_build"
+    proc = _start_build(small)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if list(build_dir.glob(".app-b~new-*/lib/python3.12/site-packages/numpy*")):
+            break
+        if proc.poll() is not None:
+            pytest.fail(f"build ended before it could be interrupted: {proc.communicate()}")
+        time.sleep(0.02)
+    else:
+        pytest.fail("the build never reached the install step")
+    os.kill(proc.pid, signal.SIGINT)  # the tool only: uv finishes, the engine must still stop
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    result = run_py(build_dir / "app-b" / "bin" / "python", "import numpy")
+    assert result.returncode != 0  # the old layer, not the new one
     assert not [p.name for p in build_dir.iterdir() if p.name.startswith(".app-b")]
 
 

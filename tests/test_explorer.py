@@ -21,15 +21,8 @@ from engine_helpers import python_options
 pytest.importorskip("ipywidgets")
 
 from kernelstacks_kernel.chain import LayerInfo, current_chain
-from kernelstacks_kernel.explorer import (
-    Explorer,
-    JsonDocument,
-    format_event,
-    human_size,
-    package_rows,
-    render_table,
-)
-from kernelstacks_kernel.inventory import Dist, locked_packages
+from kernelstacks_kernel.explorer import Explorer
+from kernelstacks_kernel.inventory import locked_packages
 
 pytestmark = [
     pytest.mark.slow,
@@ -220,38 +213,3 @@ def test_without_a_registered_stack_the_buttons_are_off(
     assert "KERNELSTACKS_SPEC" in ex.status.value
     assert ex.lock() is None
     assert set(ex.tree_rows) == LAB_CHAIN and "tabulate" in ex.package_table.value
-
-
-def test_table_marks_shared_and_shadowed_packages() -> None:
-    mine = Dist("six", "six", "1.17.0", "app-x", 0, 0, shadows=["framework-a"])
-    hidden = Dist("six", "six", "1.16.0", "framework-a", 1, 0, shadowed_by="app-x")
-    plain = Dist("idna", "idna", "3.10", "app-x", 0, 0, required_by=["httpx"])
-    elsewhere = {"six": ["app-x", "framework-a"], "idna": ["app-x"]}
-    rows = package_rows([mine, plain], {"six": 2048, "idna": 5 * 1024**2}, elsewhere, "app-x")
-    assert [r.name for r in rows] == ["idna", "six"]
-    assert rows[1].shared and rows[1].shared_with == ["framework-a"] and not rows[1].shadowed
-    assert rows[0].required_by == ["httpx"] and not rows[0].shared
-    table = render_table(rows)
-    assert "◆" in table and "also in framework-a" in table and "shadows the copy" in table
-    assert "5.0 MiB" in table and "2.0 KiB" in table
-
-    (shadowed,) = package_rows([hidden], {}, elsewhere, "framework-a")
-    assert shadowed.shadowed and shadowed.shared_with == ["app-x"]
-    assert "line-through" in render_table([shadowed]) and "shadowed by app-x" in render_table(
-        [shadowed]
-    )
-    assert human_size(512) == "512 B" and human_size(3 * 1024**3) == "3.0 GiB"
-
-
-def test_tool_output_parsing() -> None:
-    document = JsonDocument()
-    text = json.dumps({"error": "bad\nworse", "problems": [{"a": {}}]}, indent=2)
-    assert not document.feed("a stderr line")
-    assert all(document.feed(line.strip()) for line in text.splitlines())
-    assert document.error == "bad\nworse"
-    assert not document.feed("}")  # the document is complete
-    done = {"event": "done", "layers": {"a": "built", "b": "unchanged", "c": "built"}, "ok": True}
-    assert format_event(done) == "ok: 2 built, 1 unchanged"
-    finished = {"event": "layer_finished", "layer": "a", "status": "built", "seconds": 1.25}
-    assert format_event(finished) == "a: built (1.2s)"
-    assert format_event({"event": "error", "layer": None, "message": "x"}) == "error: x"

@@ -1,4 +1,4 @@
-"""Tests of the per-layer filesystem mechanics (kernelstacks.build.layers).
+"""Tests of the per-layer filesystem mechanics (venv, chain, native_libs, elf, scripts...).
 
 Real parts only: pyenv interpreters as runtimes, real venvs, real uv installing small PyPI
 packages, gcc building a shared library and an extension module, patchelf patching it. Layers
@@ -17,24 +17,16 @@ from pathlib import Path
 import pytest
 
 from conftest import local_python
+from kernelstacks._support.swap import new_staging_dir, swap_in
 from kernelstacks._support.uv import run_uv
-from kernelstacks.build import layers
-from kernelstacks.build.layers import (
-    CHAIN_MODULE,
-    METADATA_PATH,
-    compile_layer,
-    create_layer_venv,
-    fix_script_shebangs,
-    link_native_libs,
-    new_build_dir,
-    read_elf_dynamic,
-    recover,
-    relative_to_layer,
-    site_packages,
-    swap_in,
-    write_chain,
-    write_layer_metadata,
-)
+from kernelstacks.build.bytecode import compile_layer
+from kernelstacks.build.chain import CHAIN_MODULE, write_chain
+from kernelstacks.build.elf import read_elf_dynamic
+from kernelstacks.build.layer_metadata import write_layer_metadata
+from kernelstacks.build.native_libs import link_native_libs
+from kernelstacks.build.scripts import fix_activate_scripts, fix_script_shebangs
+from kernelstacks.build.state import LAYER_METADATA
+from kernelstacks.build.venv import create_layer_venv, relative_to_layer, site_packages
 
 PY = "3.12"
 RUNTIME_PYTHON = local_python(PY)
@@ -92,8 +84,8 @@ def build_layer(
     files: dict[str, str] | None = None,
     launch_module: str | None = None,
 ) -> Path:
-    """Build a layer the way the builder does: temp dir beside ``final``, then swap it in."""
-    built = new_build_dir(final)
+    """Build a layer the way the builder does: staging dir beside ``final``, then swap it in."""
+    built = new_staging_dir(final)
     create_layer_venv(runtime_python, built)
     sp = site_packages(built, py_version)
     for rel, text in (files or {}).items():
@@ -114,6 +106,7 @@ def build_layer(
         launch_module=launch_module,
     )
     compile_layer(built, built / "bin" / "python")
+    fix_activate_scripts(built, final)
     swap_in(built, final)
     fix_script_shebangs(final)
     return final
@@ -169,7 +162,7 @@ def test_layer_metadata_is_venvstacks_compatible(tmp_path: Path) -> None:
     )
     write_layer_metadata(tmp_path, **common, launch_module="demo", extra={"kernelstacks": 1})
     path = tmp_path / "share/venv/metadata/venvstacks_layer.json"
-    assert path == tmp_path / METADATA_PATH
+    assert path == tmp_path / LAYER_METADATA
     assert json.loads(path.read_text()) == {**common, "launch_module": "demo", "kernelstacks": 1}
 
     write_layer_metadata(tmp_path, **common, launch_module=None)
@@ -378,7 +371,7 @@ def test_real_stack_imports_from_the_right_layers(stack: dict[str, Path]) -> Non
 
 @pytest.mark.slow
 def test_real_stack_metadata(stack: dict[str, Path]) -> None:
-    data = json.loads((stack["app"] / METADATA_PATH).read_text())
+    data = json.loads((stack["app"] / LAYER_METADATA).read_text())
     assert data["python"] == "bin/python"
     assert data["site_dir"] == "lib/python3.12/site-packages"
     assert data["pylib_dirs"][:2] == [
@@ -388,13 +381,13 @@ def test_real_stack_metadata(stack: dict[str, Path]) -> None:
     assert data["launch_module"] == "x"
     base = (stack["app"] / data["base_python"]).resolve()
     assert base == RUNTIME_PYTHON.resolve()
-    assert "launch_module" not in json.loads((stack["a"] / METADATA_PATH).read_text())
+    assert "launch_module" not in json.loads((stack["a"] / LAYER_METADATA).read_text())
 
 
 @pytest.mark.slow
 def test_real_stack_console_script_after_swap(stack: dict[str, Path], tmp_path: Path) -> None:
     script = stack["app"] / "bin" / "pyflakes"
-    assert ".build-" not in script.read_text()
+    assert "~new-" not in script.read_text()
     ok = subprocess.run([script, "--version"], env=clean_env(), capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     moved = copy_layers(stack["root"], tmp_path / "moved" / "stack")
@@ -423,7 +416,7 @@ def test_real_stack_moved_and_broken(stack: dict[str, Path], tmp_path: Path) -> 
 @pytest.mark.slow
 def test_uv_absolute_shebangs_are_fixed_after_rename(tmp_path: Path) -> None:
     final = tmp_path / "app-scripts"
-    built = new_build_dir(final)
+    built = new_staging_dir(final)
     create_layer_venv(RUNTIME_PYTHON, built)
     cfg = built / "pyvenv.cfg"
     cfg.write_text(
@@ -431,6 +424,7 @@ def test_uv_absolute_shebangs_are_fixed_after_rename(tmp_path: Path) -> None:
     )
     run_uv(["pip", "install", "--python", built / "bin" / "python", "pyflakes"])
     assert (built / "bin" / "pyflakes").read_text().startswith(f"#!{built}/bin/python")
+    fix_activate_scripts(built, final)
     swap_in(built, final)
     activate = (final / "bin" / "activate").read_text()
     assert os.fspath(built) not in activate and f'VIRTUAL_ENV="{final}"' in activate
@@ -484,72 +478,6 @@ def test_fix_script_shebangs_forms(tmp_path: Path) -> None:
         out = subprocess.run([moved / "bin" / name], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == os.fspath(moved)
         assert (moved / "bin" / name).stat().st_mode & 0o111
-
-
-# --------------------------------------------------------------------------------------------
-# atomic swap
-# --------------------------------------------------------------------------------------------
-
-
-def fake_layer(path: Path, marker: str) -> Path:
-    (path / "lib").mkdir(parents=True)
-    (path / "marker").write_text(marker)
-    (path / "lib" / "data").write_text(marker * 100)
-    return path
-
-
-def siblings(final: Path) -> list[str]:
-    return sorted(p.name for p in final.parent.iterdir() if p.name != final.name)
-
-
-def test_swap_in_first_time_and_replace(tmp_path: Path) -> None:
-    final = tmp_path / "app"
-    swap_in(fake_layer(new_build_dir(final), "one"), final)
-    assert (final / "marker").read_text() == "one"
-    assert oct(final.stat().st_mode & 0o777) != oct(0o700)
-    swap_in(fake_layer(new_build_dir(final), "two"), final)
-    assert (final / "marker").read_text() == "two"
-    assert siblings(final) == []
-
-
-def test_crash_between_renames_is_recovered(tmp_path: Path) -> None:
-    final = fake_layer(tmp_path / "app", "old")
-    built = fake_layer(new_build_dir(final), "new")
-    layers._move_aside(final)  # ... and the process dies here
-    assert not final.exists()
-    assert recover(final) == final
-    assert (final / "marker").read_text() == "old"
-    assert siblings(final) == [built.name]
-    swap_in(built, final)
-    assert (final / "marker").read_text() == "new"
-    assert siblings(final) == []
-
-
-def test_crash_after_second_rename_is_cleaned_up(tmp_path: Path) -> None:
-    final = fake_layer(tmp_path / "app", "old")
-    built = fake_layer(new_build_dir(final), "new")
-    old = layers._move_aside(final)
-    layers._move_in(built, final)  # ... and the process dies before deleting the old layer
-    assert old.exists()
-    assert recover(final) is None
-    assert (final / "marker").read_text() == "new"
-    assert siblings(final) == []
-
-
-def test_partly_deleted_old_layer_is_never_restored(tmp_path: Path) -> None:
-    final = fake_layer(tmp_path / "app", "old")
-    old = layers._move_aside(final)
-    trash = old.with_name(old.name.replace(".old-", ".trash-"))
-    old.rename(trash)
-    (trash / "marker").unlink()  # the deletion was interrupted
-    assert recover(final) is None
-    assert not final.exists()
-    assert siblings(final) == []
-
-
-def test_swap_in_requires_a_built_layer(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        swap_in(tmp_path / "nope", tmp_path / "app")
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,11 +22,16 @@ from kernelstacks.lock.resolve import (
     LockError,
     LockRequest,
     LockResult,
+    _explain_failure,
     _filter_wheels,
-    _marker_env,
+    _unwrapped,
     lock_layer,
     read_pylock,
 )
+from kernelstacks.lock.wheels import WheelTargets, filter_wheels
+from kernelstacks.lock.wheels import marker_env as _marker_env
+
+pytestmark = pytest.mark.network  # uv resolves against PyPI
 
 SETTINGS = {"exclude-newer": "2025-06-01T00:00:00Z"}
 LINUX = ["linux_x86_64"]
@@ -349,8 +354,7 @@ def test_wheels_fitting_no_target_are_dropped(
     platforms: list[str], targets: dict, expected: list[str]
 ) -> None:
     doc = _doc_with_wheels(*WHEELS)
-    req = LockRequest("app", [], "3.11", platforms, [], {}, **targets)
-    _filter_wheels(req, doc, platforms, "3.11")
+    assert filter_wheels(doc, WheelTargets(platforms, "3.11", **targets)) is None
     assert _kept(doc) == expected
 
 
@@ -362,3 +366,54 @@ def test_target_left_without_wheel_or_sdist_is_a_lock_error() -> None:
     with_sdist = _doc_with_wheels(WHEELS[1], sdist=True)
     _filter_wheels(req, with_sdist, LINUX, "3.11")
     assert "wheels" not in with_sdist["packages"][0]
+
+
+# --------------------------------------------------------------------------------------------
+# No network: reading uv's explanations, wrapped or not (uv >= 0.13 wraps at the terminal width)
+
+WRAPPED = """Using CPython 3.11.7 interpreter at: /usr/bin/python3
+error: No solution found when
+       resolving dependencies
+       for split (markers:
+       sys_platform ==
+       'linux')
+  cause: Because
+         this-package-does-not-exist-kst
+         was not found
+         in the package
+         registry and your
+         project depends on
+         this-package-does-not-exist-kst,
+         we can conclude
+         that your project's
+         requirements are
+         unsatisfiable.
+  hint: a hint
+        on two lines
+"""
+
+
+def test_wrapped_uv_messages_are_joined_message_by_message() -> None:
+    joined = _unwrapped(WRAPPED)
+    assert joined.splitlines() == [
+        "Using CPython 3.11.7 interpreter at: /usr/bin/python3",
+        "error: No solution found when resolving dependencies for split (markers: "
+        "sys_platform == 'linux')",
+        "  cause: Because this-package-does-not-exist-kst was not found in the package registry "
+        "and your project depends on this-package-does-not-exist-kst, we can conclude that your "
+        "project's requirements are unsatisfiable.",
+        "  hint: a hint on two lines",
+    ]
+    assert _unwrapped(joined) == joined  # unwrapped output (older uv, no terminal) stays as is
+
+
+def test_explanation_reads_wrapped_uv_output() -> None:
+    req = request("app-typo", ["this-package-does-not-exist-kst"])
+    message = _explain_failure(req, PY, WRAPPED, [])
+    assert "requirement 'this-package-does-not-exist-kst' was not found" in message
+    assert "needs a Python" not in message  # "interpreter" and "incompatible" in two messages
+    assert "\n  error: No solution found when\n" in message  # uv's own words are quoted as is
+
+    wrapped = "error: The requested interpreter resolved to Python 3.10.13, which is\n"
+    wrapped += "       incompatible with the project's Python requirement: `>=3.11`\n"
+    assert f"needs a Python >= {PY}" in _explain_failure(req, PY, wrapped, [])

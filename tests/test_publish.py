@@ -203,7 +203,7 @@ def test_crafted_archives_are_rejected_with_nothing_written(
         info = tarfile.TarInfo("app-other/../../evil.txt")
         info.size = 5
         tar.addfile(info, buf)
-    from kernelstacks.distribute.archives import sha256_file
+    from kernelstacks._support.hashing import sha256_hex as sha256_file
 
     _rewrite_record(bad, "app-other", archive_hashes={"sha256": sha256_file(evil)})
     target = tmp_path / "target"

@@ -10,15 +10,17 @@ installation that registered the kernel.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["load_ipython_extension", "unload_ipython_extension"]
 
 
-def load_ipython_extension(ipython) -> None:
+def load_ipython_extension(ipython: Any) -> None:
     """Register ``%venvstacks`` (IPython calls this for ``%load_ext`` and ``--ext``)."""
     from kernelstacks_kernel.magics import register
 
     register(ipython)
 
 
-def unload_ipython_extension(ipython) -> None:
+def unload_ipython_extension(ipython: Any) -> None:
     """Nothing to undo: the magic simply stays registered until the kernel restarts."""

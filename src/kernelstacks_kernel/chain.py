@@ -1,6 +1,6 @@
 """Read this kernel's layer chain from the layers' own metadata files (stdlib only).
 
-Every layer carries ``share/venv/metadata/venvstacks_layer.json``; its ``pylib_dirs`` and
+Every layer carries venvstacks' metadata (``contract.LAYER_METADATA``); its ``pylib_dirs`` and
 ``base_python`` point at the lower layers relative to the layer, so the chain is found the same
 way in a build directory and in a deployment with versioned names.
 """
@@ -14,8 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-LAYER_METADATA = Path("share/venv/metadata/venvstacks_layer.json")
-BUILD_STATE = Path("share/venv/metadata/kernelstacks_build.json")
+from kernelstacks_kernel import contract
 
 
 @dataclass
@@ -32,17 +31,28 @@ class LayerInfo:
     present: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def build_name(self) -> str:
+        """The layer's build name: a deployed layer's directory may be ``<name>@<version>``."""
+        return str(self.extra.get("build_name", self.name))
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
         return asdict(self)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a file; empty when it is missing or unreadable (layers may be partial)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def layer_metadata(layer_dir: Path) -> dict[str, Any]:
+    """venvstacks' metadata of one layer directory (empty when it has none)."""
+    return read_json(layer_dir / contract.LAYER_METADATA)
 
 
 def layer_dir_of(site_dir: Path) -> Path:
@@ -52,7 +62,7 @@ def layer_dir_of(site_dir: Path) -> Path:
 
 def spec_path() -> Path | None:
     """The stack file this kernel was registered from (set in kernel.json's env)."""
-    value = os.environ.get("KERNELSTACKS_SPEC")
+    value = os.environ.get(contract.ENV_SPEC)
     return Path(value) if value else None
 
 
@@ -61,12 +71,12 @@ def lock_info(build_name: str) -> dict[str, Any]:
     spec = spec_path()
     if spec is None:
         return {}
-    return _read_json(spec.parent / "requirements" / build_name / f"pylock.{build_name}.meta.json")
+    return read_json(spec.parent / contract.lock_meta_rel(build_name))
 
 
 def describe_layer(path: Path, kind_hint: str = "") -> LayerInfo:
     """Facts about one layer directory."""
-    meta = _read_json(path / LAYER_METADATA)
+    meta = layer_metadata(path)
     ks = meta.get("kernelstacks", {}) if isinstance(meta.get("kernelstacks"), dict) else {}
     kind = ks.get("kind") or kind_hint or "layer"
     build_name = ks.get("layer") or path.name.partition("@")[0]
@@ -87,7 +97,7 @@ def describe_layer(path: Path, kind_hint: str = "") -> LayerInfo:
 def current_chain(prefix: str | None = None) -> list[LayerInfo]:
     """This interpreter's layers in sys.path order: app, frameworks (C3 order), runtime."""
     top = Path(prefix or sys.prefix)
-    meta = _read_json(top / LAYER_METADATA)
+    meta = layer_metadata(top)
     if not meta:
         return []
     layers = [describe_layer(top, "application" if meta.get("launch_module") else "")]

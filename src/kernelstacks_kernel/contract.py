@@ -42,6 +42,11 @@ DEPLOY_RECORD = "share/venv/metadata/kernelstacks_deploy.json"
 #: The post-install step every built layer carries.
 POSTINSTALL = "share/venv/metadata/postinstall.py"
 
+# -- the stack's build directory -----------------------------------------------------------------
+
+#: Where layers are built unless ``--build-dir`` says otherwise: beside the stack file.
+DEFAULT_BUILD_DIR = "_build"
+
 # -- the stack's lock tree ----------------------------------------------------------------------
 
 #: Folder beside the stack file that holds every layer's lock.

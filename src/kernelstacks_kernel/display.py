@@ -32,6 +32,16 @@ def table_bundle(
     }
 
 
+def human_size(size: int) -> str:
+    """Bytes as a short human-readable figure (binary units, like ``du -h``)."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"  # pragma: no cover - loop always returns
+
+
 def _s(value: Any) -> str:
     return "" if value is None else str(value)
 

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from kernelstacks_kernel import contract
 from kernelstacks_kernel.chain import LayerInfo, current_chain, spec_path
 
 try:  # Python >= 3.11; on older runtimes lock/spec details are simply not shown
@@ -57,6 +58,12 @@ class Dist:
         return asdict(self)
 
 
+def _dist_name(dist: metadata.Distribution) -> str | None:
+    """The ``Name`` field, or None for a broken install (``.get``: indexing may raise)."""
+    fields: Any = dist.metadata  # an email.message.Message; the stubs lack its .get
+    return fields.get("Name")
+
+
 def _dist_size(dist: metadata.Distribution, site_dir: Path) -> int:
     total = 0
     for file in dist.files or []:
@@ -86,7 +93,7 @@ def layer_dists(layer: LayerInfo, index: int, with_size: bool = True) -> list[Di
     site = Path(layer.site_dir)
     found = {}
     for dist in metadata.distributions(path=[str(site)]):
-        name = dist.metadata.get("Name")
+        name = _dist_name(dist)
         if not name:
             continue
         found[canonical(name)] = Dist(
@@ -143,7 +150,7 @@ def locked_packages(build_name: str) -> dict[str, str] | None:
     spec = spec_path()
     if spec is None:
         return None
-    path = spec.parent / "requirements" / build_name / f"pylock.{build_name}.toml"
+    path = spec.parent / contract.lock_file_rel(build_name)
     if not path.is_file():
         return None
     data = _load_toml(path)
@@ -179,13 +186,13 @@ def declared_requirements() -> dict[str, list[str]]:
     if spec is None:
         return {}
     data = _load_toml(spec)
-    prefixes = {"runtimes": "", "frameworks": "framework-", "applications": "app-"}
     declared = {}
-    for section, prefix in prefixes.items():
+    for kind, section in contract.SPEC_SECTIONS.items():
         for table in data.get(section, []):
             if isinstance(table, dict) and isinstance(table.get("name"), str):
                 reqs = table.get("requirements", [])
-                declared[prefix + table["name"]] = [r for r in reqs if isinstance(r, str)]
+                build = contract.build_name(kind, table["name"])
+                declared[build] = [r for r in reqs if isinstance(r, str)]
     return declared
 
 
@@ -200,7 +207,7 @@ def why(package: str, chain: list[LayerInfo] | None = None) -> dict[str, Any]:
     if not copies:
         return result
     winner = seen[name]
-    build = chain[winner.layer_index].extra.get("build_name", winner.layer)
+    build = chain[winner.layer_index].build_name
     locked = (locked_packages(build) or {}).get(name)
     result.update(
         {
@@ -219,7 +226,7 @@ def dependency_paths(target: str, chain: list[LayerInfo], seen: dict[str, Dist])
     declared = declared_requirements()
     paths = []
     for layer in chain:
-        build = layer.extra.get("build_name", layer.name)
+        build = layer.build_name
         for req in declared.get(build, []):
             root = requirement_name(req)
             if root is None or root not in seen:
@@ -251,7 +258,7 @@ def diff(chain: list[LayerInfo] | None = None) -> list[dict[str, Any]]:
     chain = current_chain() if chain is None else chain
     report = []
     for index, layer in enumerate(chain):
-        build = layer.extra.get("build_name", layer.name)
+        build = layer.build_name
         locked = locked_packages(build)
         installed = {d.name: d.version for d in layer_dists(layer, index, with_size=False)}
         entry: dict[str, Any] = {"layer": layer.name, "lock_found": locked is not None}

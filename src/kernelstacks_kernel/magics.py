@@ -15,9 +15,10 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from kernelstacks_kernel import display
-from kernelstacks_kernel.chain import current_chain, spec_path
+from kernelstacks_kernel import contract, display
+from kernelstacks_kernel.chain import LayerInfo, current_chain, spec_path
 
 Handler = Callable[[argparse.Namespace], None]
 SUBCOMMANDS: dict[str, tuple[Handler, argparse.ArgumentParser]] = {}
@@ -30,28 +31,25 @@ class _Parser(argparse.ArgumentParser):
         raise ValueError(f"{self.prog}: {message}")
 
 
-def subcommand(name: str, help_text: str) -> Callable[[Handler], Handler]:
-    """Register a ``%venvstacks <name>`` handler with its own argument parser."""
-    parser = _Parser(prog=f"%venvstacks {name}", description=help_text, add_help=False)
+class Subcommand:
+    """A ``%venvstacks <name>`` subcommand: its parser now, its handler when it decorates one."""
 
-    def wrap(func: Handler) -> Handler:
-        SUBCOMMANDS[name] = (func, parser)
+    def __init__(self, name: str, help_text: str) -> None:
+        self.name = name
+        self.parser = _Parser(prog=f"%venvstacks {name}", description=help_text, add_help=False)
+
+    def __call__(self, func: Handler) -> Handler:
+        """Register ``func`` as the handler (used as a decorator)."""
+        SUBCOMMANDS[self.name] = (func, self.parser)
         return func
 
-    wrap.parser = parser  # type: ignore[attr-defined]
-    return wrap
+
+def subcommand(name: str, help_text: str) -> Subcommand:
+    """Register a ``%venvstacks <name>`` handler with its own argument parser."""
+    return Subcommand(name, help_text)
 
 
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
-def _require_chain():
+def _require_chain() -> list[LayerInfo]:
     chain = current_chain()
     if not chain:
         raise RuntimeError(
@@ -102,7 +100,7 @@ def packages(args: argparse.Namespace) -> None:
     dists = inventory(chain)
     if args.layer:
         names = {layer.name: layer for layer in chain}
-        names.update({layer.extra.get("build_name", layer.name): layer for layer in chain})
+        names.update({layer.build_name: layer for layer in chain})
         if args.layer not in names:
             raise ValueError(f"no layer '{args.layer}' in this kernel's chain ({', '.join(names)})")
         dists = [d for d in dists if d.layer == names[args.layer].name]
@@ -117,7 +115,7 @@ def packages(args: argparse.Namespace) -> None:
             note = f"SHADOWED by {d.shadowed_by}"
         elif d.shadows:
             note = f"shadows {', '.join(d.shadows)}"
-        rows.append([d.display_name, d.version, d.layer, _human(d.size), note])
+        rows.append([d.display_name, d.version, d.layer, display.human_size(d.size), note])
     title = f"{len(dists)} distributions in {args.layer or 'this kernel'}"
     display.publish(
         display.table_bundle(title, ["package", "version", "layer", "size", "note"], rows, data)
@@ -196,7 +194,7 @@ build_cmd.parser.add_argument("--kernels", action="store_true", help="re-registe
 def _selection(args: argparse.Namespace) -> list[str]:
     if args.include:
         return [x for pattern in args.include for x in ("--include", pattern)]
-    layer = os.environ.get("KERNELSTACKS_LAYER")
+    layer = os.environ.get(contract.ENV_LAYER)
     return [] if args.all or not layer else ["--include", layer]
 
 
@@ -204,7 +202,7 @@ def _spec_arg() -> str:
     spec = spec_path()
     if spec is None:
         raise RuntimeError(
-            "KERNELSTACKS_SPEC is not set: this kernel was not registered by "
+            f"{contract.ENV_SPEC} is not set: this kernel was not registered by "
             "kernelstacks, so it does not know its stack file"
         )
     return str(spec)
@@ -232,8 +230,9 @@ def lock(args: argparse.Namespace) -> None:
 def build(args: argparse.Namespace) -> None:
     """Run ``kernelstacks build --lock-if-needed`` with live progress."""
     argv = ["build", _spec_arg(), "--json", "--lock-if-needed", *_selection(args)]
-    if os.environ.get("KERNELSTACKS_BUILD_DIR"):
-        argv += ["--build-dir", os.environ["KERNELSTACKS_BUILD_DIR"]]
+    build_dir = os.environ.get(contract.ENV_BUILD_DIR)
+    if build_dir:
+        argv += ["--build-dir", build_dir]
     if args.kernels:
         argv += _kernels_prefix()
     _run_tool(argv, "build")
@@ -270,7 +269,7 @@ for _cmd in (add_cmd, remove_cmd):
 @add_cmd
 def add(args: argparse.Namespace) -> None:
     """``kernelstacks add`` (tomlkit, comments kept) + relock, streamed."""
-    layer = args.layer or os.environ.get("KERNELSTACKS_LAYER")
+    layer = args.layer or os.environ.get(contract.ENV_LAYER)
     argv = ["add", _spec_arg(), *args.requirements, "--json"]
     _run_tool([*argv, "--layer", layer] if layer else argv, "add")
     print("Run %venvstacks build to install the change.")
@@ -279,7 +278,7 @@ def add(args: argparse.Namespace) -> None:
 @remove_cmd
 def remove(args: argparse.Namespace) -> None:
     """``kernelstacks remove`` + relock, streamed."""
-    layer = args.layer or os.environ.get("KERNELSTACKS_LAYER")
+    layer = args.layer or os.environ.get(contract.ENV_LAYER)
     argv = ["remove", _spec_arg(), *args.requirements, "--json"]
     _run_tool([*argv, "--layer", layer] if layer else argv, "remove")
     print("Run %venvstacks build to apply the change.")
@@ -364,7 +363,7 @@ def pip_guard(line: str) -> None:
     )
 
 
-def register(ipython) -> None:
+def register(ipython: Any) -> None:
     """Register the magics on an IPython shell."""
     ipython.register_magic_function(venvstacks, magic_kind="line", magic_name="venvstacks")
     if current_chain():

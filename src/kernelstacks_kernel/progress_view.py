@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any
 
-from kernelstacks_kernel import display
+from kernelstacks_kernel import contract, display
 
 
 class ProgressView:
@@ -33,10 +33,10 @@ class ProgressView:
 
     def event(self, event: dict[str, Any]) -> None:
         """Update the bar and print a log line for one tool event."""
-        kind = event.get("event")
-        if kind == "start" and self.bar is not None:
+        kind = event.get(contract.EVENT)
+        if kind == contract.EV_START and self.bar is not None:
             self.bar.max = max(1, int(event.get("total") or 1))
-        elif kind == "layer_finished":
+        elif kind == contract.EV_LAYER_FINISHED:
             if self.bar is not None:
                 self.bar.value = min(self.bar.max, self.bar.value + 1)
             extra = f"  {event['message']}" if event.get("message") else ""
@@ -45,14 +45,14 @@ class ProgressView:
                 f"({event.get('seconds', 0):.1f}s){extra}",
                 flush=True,
             )
-        elif kind == "error":
+        elif kind == contract.EV_ERROR:
             print(f"error: {event.get('layer') or ''}: {event.get('message')}", flush=True)
-        elif kind == "note":
+        elif kind == contract.EV_NOTE:
             print(f"note: {event.get('message')}", flush=True)
-        elif kind == "edited":
+        elif kind == contract.EV_EDITED:
             for change in event.get("changes") or ["no change"]:
                 print(f"{event.get('layer')}: {change}", flush=True)
-        elif kind == "kernel_installed":
+        elif kind == contract.EV_KERNEL_INSTALLED:
             print(f"kernel {event.get('name')} registered", flush=True)
 
     def line(self, text: str) -> None:
@@ -86,10 +86,10 @@ class ProgressView:
             last = next((line for line in reversed(run.log) if line.strip()), "see the log above")
             display.error_line(f"{self.action} failed: {last}")
             return
-        mine = os.environ.get("KERNELSTACKS_LAYER")
+        mine = os.environ.get(contract.ENV_LAYER)
         from kernelstacks_kernel.chain import current_chain
 
-        chain = {layer.extra.get("build_name", layer.name) for layer in current_chain()}
+        chain = {layer.build_name for layer in current_chain()}
         rebuilt = sorted(n for n, s in layers.items() if s == "built" and n in chain)
         if rebuilt:
             print(

@@ -19,12 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernelstacks_kernel import contract
+
 Event = dict[str, Any]
 
 
 def tool_command() -> list[str]:
     """The command that runs kernelstacks for this kernel."""
-    raw = os.environ.get("KERNELSTACKS_TOOL")
+    raw = os.environ.get(contract.ENV_TOOL)
     if raw:
         try:
             cmd = json.loads(raw)
@@ -37,7 +39,7 @@ def tool_command() -> list[str]:
         return [found]
     raise RuntimeError(
         "cannot find the kernelstacks tool: this kernel was not registered by kernelstacks "
-        "(KERNELSTACKS_TOOL is not set) and 'kernelstacks' is not on PATH"
+        f"({contract.ENV_TOOL} is not set) and 'kernelstacks' is not on PATH"
     )
 
 
@@ -50,7 +52,7 @@ def _tool_env() -> dict[str, str]:
     env = dict(os.environ)
     for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"):
         env.pop(var, None)
-    build_dir = os.environ.get("KERNELSTACKS_BUILD_DIR")
+    build_dir = os.environ.get(contract.ENV_BUILD_DIR)
     if build_dir:
         root = os.path.realpath(build_dir) + os.sep
         entries = env.get("PATH", "").split(os.pathsep)
@@ -150,6 +152,6 @@ class ToolRun:
     def summary(self) -> Event | None:
         """The final ``done`` event, if the tool got that far."""
         for event in reversed(self.events):
-            if event.get("event") == "done":
+            if event.get(contract.EVENT) == contract.EV_DONE:
                 return event
         return None

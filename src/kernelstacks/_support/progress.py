@@ -2,9 +2,7 @@
 
 The engine only calls :class:`Reporter` methods; the CLI picks the implementation.  The JSON
 form (one object per line on stdout) is what the notebook side reads to drive its progress bar,
-so its field names are a contract: ``event`` (``start``, ``layer_started``, ``step``,
-``layer_finished``, ``error``, ``done``), ``layer``, ``message``, ``status``, ``seconds``,
-``index`` and ``total``.
+so its event names and fields are part of :mod:`kernelstacks_kernel.contract`.
 """
 
 from __future__ import annotations
@@ -14,6 +12,8 @@ import sys
 import threading
 import time
 from typing import IO, Any
+
+from kernelstacks_kernel import contract
 
 
 class Reporter:
@@ -63,25 +63,25 @@ class JsonReporter(Reporter):
 
     def emit(self, event: str, **fields: Any) -> None:
         """Write one event line."""
-        record = {"event": event, "time": round(time.monotonic() - self.t0, 3), **fields}
+        record = {contract.EVENT: event, "time": round(time.monotonic() - self.t0, 3), **fields}
         with self._lock:
             self.stream.write(json.dumps(record, default=str) + "\n")
             self.stream.flush()
 
     def start(self, action: str, layers: list[str]) -> None:
         super().start(action, layers)
-        self.emit("start", action=action, layers=layers, total=len(layers))
+        self.emit(contract.EV_START, action=action, layers=layers, total=len(layers))
 
     def layer_started(self, layer: str, action: str) -> None:
-        self.emit("layer_started", layer=layer, action=action)
+        self.emit(contract.EV_LAYER_STARTED, layer=layer, action=action)
 
     def step(self, layer: str, message: str) -> None:
-        self.emit("step", layer=layer, message=message)
+        self.emit(contract.EV_STEP, layer=layer, message=message)
 
     def layer_finished(self, layer: str, status: str, seconds: float, message: str = "") -> None:
         super().layer_finished(layer, status, seconds, message)
         self.emit(
-            "layer_finished",
+            contract.EV_LAYER_FINISHED,
             layer=layer,
             status=status,
             seconds=round(seconds, 3),
@@ -91,13 +91,13 @@ class JsonReporter(Reporter):
         )
 
     def error(self, layer: str | None, message: str) -> None:
-        self.emit("error", layer=layer, message=message)
+        self.emit(contract.EV_ERROR, layer=layer, message=message)
 
     def note(self, message: str) -> None:
-        self.emit("note", message=message)
+        self.emit(contract.EV_NOTE, message=message)
 
     def done(self, summary: dict[str, Any]) -> None:
-        self.emit("done", **summary)
+        self.emit(contract.EV_DONE, **summary)
 
 
 class PlainReporter(Reporter):

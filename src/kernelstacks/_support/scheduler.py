@@ -7,12 +7,10 @@ layers carry on: one broken app must not stop its siblings from building.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -63,7 +61,15 @@ def run_in_order(
     return {n: outcomes[n] for n in order}
 
 
-def _drive(order, pending, running, outcomes, pool, work, jobs) -> None:
+def _drive(
+    order: list[str],
+    pending: dict[str, set[str]],
+    running: dict[Future[T], str],
+    outcomes: dict[str, Outcome[T]],
+    pool: ThreadPoolExecutor,
+    work: Callable[[str], T],
+    jobs: int,
+) -> None:
     """The scheduling loop of :func:`run_in_order`."""
     while pending or running:
         for name in [n for n in order if n in pending]:
@@ -101,21 +107,3 @@ def summarize(
             states[name] = "failed"
             errors[name] = describe(outcome.error) if outcome.error else "failed"
     return states, errors
-
-
-@contextlib.contextmanager
-def exclusive(path: Path, on_wait: Callable[[], None]) -> Iterator[None]:
-    """Hold a file lock; call ``on_wait`` first if someone else holds it (then wait)."""
-    from filelock import FileLock, Timeout
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    guard = FileLock(str(path))
-    try:
-        guard.acquire(timeout=0)
-    except Timeout:
-        on_wait()
-        guard.acquire()
-    try:
-        yield
-    finally:
-        guard.release()

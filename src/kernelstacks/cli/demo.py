@@ -1,4 +1,4 @@
-"""The embedded demo stack (``kernelstacks demo``).
+"""``kernelstacks demo``: the embedded demo stack, written out, built and run.
 
 The demo's runtime uses the Python version running kernelstacks, so the demo works offline on a
 machine that has only that Python (the local runtime source) as well as online.
@@ -10,8 +10,14 @@ import shutil
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from kernelstacks._support.errors import KernelstacksError
+from kernelstacks.cli.options import JobsOpt, RuntimeSourceOpt
+from kernelstacks.cli.output import console, make_reporter, report_error
+from kernelstacks.cli.stack import register_built_kernels, run_app, run_build
 
 
 def default_demo_dir() -> Path:
@@ -45,3 +51,67 @@ def write_demo(directory: Path | None) -> Path:
     except OSError as exc:
         raise KernelstacksError(f"cannot write the demo stack to {target}: {exc}") from exc
     return spec_path
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``demo`` to the root app."""
+    app.command("demo")(demo_command)
+
+
+def demo_command(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where to write the demo stack (default: per-user data dir)."),
+    ] = None,
+    runtime_source: RuntimeSourceOpt = "auto",
+    jobs: JobsOpt = 2,
+    kernels: Annotated[
+        bool, typer.Option("--kernels", help="Also register the demo apps as Jupyter kernels.")
+    ] = False,
+) -> None:
+    """Write the embedded demo stack, lock it, build it and run both of its apps."""
+    from kernelstacks.cli.show import render_tree
+    from kernelstacks.spec import load_spec
+
+    out = console()
+    try:
+        spec_path = write_demo(directory)
+        stack = load_spec(spec_path)
+    except KernelstacksError as exc:
+        report_error(exc)
+        raise typer.Exit(1) from None
+    out.print(f"Demo stack written to [bold]{spec_path}[/]")
+    out.print(render_tree(stack, list(stack.layers.values())))
+    reporter = make_reporter(False)
+    try:
+        ok = run_build(stack, None, True, None, jobs, runtime_source, None, reporter, False)
+    except KernelstacksError as exc:
+        reporter.close()
+        report_error(exc)
+        raise typer.Exit(1) from None
+    if not ok:
+        raise typer.Exit(1)
+    for app in stack.applications:
+        out.rule(f"[bold]kernelstacks run {spec_path} {app.name}")
+        sys.stdout.flush()
+        code = run_app(spec_path, app.name, None, [])
+        if code != 0:
+            report_error(KernelstacksError(f"app {app.name} exited with status {code}"))
+            raise typer.Exit(code)
+    out.rule()
+    if kernels:
+        try:
+            register_built_kernels(stack, None, None, None, False)
+        except KernelstacksError as exc:
+            report_error(exc)
+            raise typer.Exit(1) from None
+    out.print(
+        f"Built the demo stack in [bold]{stack.root / '_build'}[/]. Try:\n"
+        f"  kernelstacks show {spec_path}\n"
+        f"  kernelstacks run {spec_path} analysis\n"
+        + (
+            ""
+            if kernels
+            else f"  kernelstacks kernels install {spec_path}   # both apps as Jupyter kernels\n"
+        )
+    )

@@ -9,17 +9,27 @@ from typing import Annotated
 import typer
 
 from kernelstacks._support.errors import KernelstacksError
-from kernelstacks.cli.app import IncludeOpt, JsonOpt, SpecArg, _console, report_error
-from kernelstacks.cli.stack import (
+from kernelstacks.cli.options import (
     BuildDirOpt,
+    IncludeOpt,
     JobsOpt,
-    _load,
-    _print_summary,
-    _reporter,
-    reporting,
+    JsonOpt,
+    OutputOpt,
+    PrefixOpt,
+    SpecArg,
+    SysPrefixOpt,
+    UserOpt,
 )
-
-OutputOpt = Annotated[Path | None, typer.Option("--output-dir", "-o", help="Output directory.")]
+from kernelstacks.cli.output import (
+    console,
+    load_stack,
+    make_reporter,
+    print_summary,
+    report_error,
+    reporting,
+    scope_of,
+)
+from kernelstacks.spec.model import StackSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -30,8 +40,9 @@ def register(app: typer.Typer) -> None:
     app.command()(deploy)
 
 
-def _build_dir(stack, build_dir: Path | None) -> Path:
-    from kernelstacks.build.engine import default_build_dir
+def _build_dir(stack: StackSpec, build_dir: Path | None) -> Path:
+    """``--build-dir`` or the stack's default ``_build``."""
+    from kernelstacks.build.state import default_build_dir
 
     return Path(build_dir).absolute() if build_dir else default_build_dir(stack)
 
@@ -50,7 +61,7 @@ def publish(
     """One reproducible .tar.xz per built layer plus venvstacks-compatible metadata."""
     from kernelstacks.distribute.publish import publish_stack
 
-    stack = _load(spec, json_output)
+    stack = load_stack(spec, json_output)
     out = Path(output_dir or stack.root / "_artifacts").absolute()
     with reporting(json_output) as reporter:
         summary = publish_stack(
@@ -63,8 +74,8 @@ def publish(
             reporter=reporter,
         )
     if not json_output:
-        _print_summary("publish", summary.states, {})
-        _console().print(f"archives and metadata are in [bold]{out}[/]")
+        print_summary("publish", summary.states, {})
+        console().print(f"archives and metadata are in [bold]{out}[/]")
 
 
 def export(
@@ -75,15 +86,15 @@ def export(
     json_output: JsonOpt = False,
 ) -> None:
     """The deployed layout of a built stack, hard-linked from the build where possible."""
-    from kernelstacks.distribute.publish import export_stack
+    from kernelstacks.distribute.export import export_stack
 
-    stack = _load(spec, json_output)
+    stack = load_stack(spec, json_output)
     out = Path(output_dir or stack.root / "_export").absolute()
     with reporting(json_output) as reporter:
         summary = export_stack(stack, include, _build_dir(stack, build_dir), out, reporter=reporter)
     if not json_output:
-        _print_summary("export", summary.states, {})
-        _console().print(f"exported to [bold]{out}[/]")
+        print_summary("export", summary.states, {})
+        console().print(f"exported to [bold]{out}[/]")
 
 
 def deploy(
@@ -93,25 +104,25 @@ def deploy(
         Path | None, typer.Option("--relink", help="Re-run post-install in a moved deployment.")
     ] = None,
     kernels: Annotated[bool, typer.Option("--kernels", help="Register the kernels.")] = False,
-    user: Annotated[bool, typer.Option("--user")] = False,
-    sys_prefix: Annotated[bool, typer.Option("--sys-prefix")] = False,
-    prefix: Annotated[Path | None, typer.Option("--prefix")] = None,
+    user: UserOpt = False,
+    sys_prefix: SysPrefixOpt = False,
+    prefix: PrefixOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Unpack archives (or copy an export) into TARGET; optionally register its kernels."""
-    from kernelstacks.cli.kernels import scope_of
     from kernelstacks.distribute.deploy import deploy as run_deploy
-    from kernelstacks.distribute.deploy import deployed_kernel_plans
     from kernelstacks.distribute.deploy import relink as run_relink
-    from kernelstacks.jupyter.kernelspecs import kernels_dir, write_kernelspec
+    from kernelstacks.jupyter.deployed import deployed_kernel_plans
+    from kernelstacks.jupyter.install import write_kernelspec
+    from kernelstacks.jupyter.kernelspecs import kernels_dir
 
-    reporter = _reporter(json_output)
+    reporter = make_reporter(json_output)
     try:
         if relink is not None:
             done = run_relink(relink, reporter)
             reporter.close()
             if not json_output:
-                _console().print(f"relinked {len(done)} layers in [bold]{relink}[/]")
+                console().print(f"relinked {len(done)} layers in [bold]{relink}[/]")
             where = relink
         else:
             if source is None or target is None:
@@ -119,7 +130,7 @@ def deploy(
             summary = run_deploy(source, target, reporter=reporter)
             reporter.close()
             if not json_output:
-                _print_summary("deploy", summary.states, {})
+                print_summary("deploy", summary.states, {})
             where = target
         if kernels or prefix or sys_prefix or user:
             scope, dest = scope_of(user, sys_prefix, prefix)
@@ -132,7 +143,7 @@ def deploy(
                         )
                     )
                 else:
-                    _console().print(f"[green]kernel[/] [bold]{plan.name}[/] -> {path}")
+                    console().print(f"[green]kernel[/] [bold]{plan.name}[/] -> {path}")
     except KernelstacksError as exc:
         reporter.close()
         report_error(exc, json_output)

@@ -1,4 +1,4 @@
-"""``kernelstacks kernels install|list|remove|prune`` and ``build --kernels``."""
+"""``kernelstacks kernels install|list|remove|prune``: application layers as Jupyter kernels."""
 
 from __future__ import annotations
 
@@ -9,21 +9,24 @@ from typing import Annotated
 import typer
 
 from kernelstacks._support.errors import KernelstacksError
-from kernelstacks.cli.app import IncludeOpt, JsonOpt, SpecArg, _console, report_error
+from kernelstacks.cli.options import (
+    BuildDirOpt,
+    IncludeOpt,
+    JsonOpt,
+    PrefixesOpt,
+    PrefixOpt,
+    SpecArg,
+    SysPrefixOpt,
+    UserOpt,
+)
+from kernelstacks.cli.output import console, load_stack, report_error, scope_of
 
 kernels_app = typer.Typer(
     help="Register application layers as Jupyter kernels, list, remove and prune them.",
     no_args_is_help=True,
 )
 
-UserOpt = Annotated[bool, typer.Option("--user", help="Per-user kernels dir (default).")]
-SysPrefixOpt = Annotated[
-    bool, typer.Option("--sys-prefix", help="The kernels dir of this Python environment.")
-]
-PrefixOpt = Annotated[
-    Path | None,
-    typer.Option("--prefix", help="Write to DIR/share/jupyter/kernels (as jupyter does)."),
-]
+
 ProvisionerOpt = Annotated[
     bool | None,
     typer.Option(
@@ -39,43 +42,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(kernels_app, name="kernels")
 
 
-def scope_of(user: bool, sys_prefix: bool, prefix: Path | None) -> tuple[str, Path | None]:
-    """One of --user, --sys-prefix, --prefix (default --user)."""
-    if sum([user, sys_prefix, prefix is not None]) > 1:
-        raise KernelstacksError("choose one of --user, --sys-prefix and --prefix DIR")
-    if prefix is not None:
-        return "prefix", prefix
-    return ("sys-prefix", None) if sys_prefix else ("user", None)
-
-
-def install_kernels(
-    stack, include, build_dir, scope, prefix, force=False, provisioner=None
-) -> list[tuple[str, Path]]:
-    """Install kernelspecs for the stack's kernel apps; returns (name, directory) pairs."""
-    from kernelstacks.build.engine import default_build_dir
-    from kernelstacks.jupyter.kernelspecs import install_kernel, kernels_dir, select_kernel_apps
-
-    target = kernels_dir(scope, prefix)
-    build = Path(build_dir).absolute() if build_dir else default_build_dir(stack)
-    apps = select_kernel_apps(stack, include)
-    if not apps:
-        raise KernelstacksError(
-            f"{stack.path}: no application layer provides ipykernel, so none can be a kernel. "
-            'Add "ipykernel" to an application or a framework it uses, or set '
-            '[tool.kernelstacks] kernels = ["*"], then build again.'
-        )
-    done = []
-    for app in apps:
-        path = install_kernel(stack, app, build, target, force=force, provisioner=provisioner)
-        done.append((path.name, path))
-    return done
-
-
 @kernels_app.command("install")
 def install(
     spec: SpecArg,
     include: IncludeOpt = None,
-    build_dir: Annotated[Path | None, typer.Option("--build-dir")] = None,
+    build_dir: BuildDirOpt = None,
     user: UserOpt = False,
     sys_prefix: SysPrefixOpt = False,
     prefix: PrefixOpt = None,
@@ -86,11 +57,12 @@ def install(
     json_output: JsonOpt = False,
 ) -> None:
     """Write a kernelspec for every kernel-enabled application layer of a built stack."""
-    from kernelstacks.cli.stack import _load
 
-    stack = _load(spec, json_output)
+    stack = load_stack(spec, json_output)
     try:
         scope, where = scope_of(user, sys_prefix, prefix)
+        from kernelstacks.jupyter.install import install_kernels
+
         done = install_kernels(stack, include, build_dir, scope, where, force, provisioner)
     except KernelstacksError as exc:
         report_error(exc, json_output)
@@ -99,25 +71,23 @@ def install(
         print(json.dumps([{"name": n, "directory": str(p)} for n, p in done], indent=2))
         return
     for name, path in done:
-        _console().print(f"[green]installed[/] kernel [bold]{name}[/] in {path}")
+        console().print(f"[green]installed[/] kernel [bold]{name}[/] in {path}")
 
 
 @kernels_app.command("list")
 def list_(
-    prefix: Annotated[
-        list[Path] | None, typer.Option("--prefix", help="Also look in DIR/share/jupyter.")
-    ] = None,
+    prefix: PrefixesOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """The kernels kernelstacks wrote, with stack, layer, lock versions and health."""
-    from kernelstacks.jupyter.kernelspecs import check_health, find_kernels
+    from kernelstacks.jupyter.registry import check_health, find_kernels
 
     kernels = [check_health(k) for k in find_kernels(prefix)]
     if json_output:
         print(json.dumps([k.as_dict() for k in kernels], indent=2))
         return
     if not kernels:
-        _console().print("no kernels written by kernelstacks were found")
+        console().print("no kernels written by kernelstacks were found")
         return
     from rich.table import Table
 
@@ -128,10 +98,10 @@ def list_(
         health = "[green]ok[/]" if k.health == "ok" else f"[red]broken[/]: {'; '.join(k.problems)}"
         where = f"{d['stack']} / {d['layer']}"
         table.add_row(k.name, where, str(lock or ""), health, str(k.directory))
-    console = _console()
-    if not console.is_terminal:
-        console.width = 200
-    console.print(table)
+    out = console()
+    if not out.is_terminal:
+        out.width = 200
+    out.print(table)
 
 
 @kernels_app.command("remove")
@@ -140,10 +110,11 @@ def remove(
     stack_spec: Annotated[
         Path | None, typer.Option("--stack", help="Remove every kernel of this stack file.")
     ] = None,
-    prefix: Annotated[list[Path] | None, typer.Option("--prefix")] = None,
+    prefix: PrefixesOpt = None,
 ) -> None:
     """Remove kernels kernelstacks wrote (by name, or all of one stack)."""
-    from kernelstacks.jupyter.kernelspecs import find_kernels, remove_kernel
+    from kernelstacks.jupyter.install import remove_kernel
+    from kernelstacks.jupyter.registry import find_kernels
 
     kernels = find_kernels(prefix)
     chosen = [k for k in kernels if k.name in (names or [])]
@@ -161,16 +132,17 @@ def remove(
             raise KernelstacksError("nothing to remove: give kernel names or --stack SPEC")
         for kernel in chosen:
             remove_kernel(kernel)
-            _console().print(f"[green]removed[/] {kernel.name} ({kernel.directory})")
+            console().print(f"[green]removed[/] {kernel.name} ({kernel.directory})")
     except KernelstacksError as exc:
         report_error(exc)
         raise typer.Exit(1) from None
 
 
 @kernels_app.command("prune")
-def prune(prefix: Annotated[list[Path] | None, typer.Option("--prefix")] = None) -> None:
+def prune(prefix: PrefixesOpt = None) -> None:
     """Remove kernels whose layers are gone."""
-    from kernelstacks.jupyter.kernelspecs import check_health, find_kernels, remove_kernel
+    from kernelstacks.jupyter.install import remove_kernel
+    from kernelstacks.jupyter.registry import check_health, find_kernels
 
     removed = 0
     for kernel in find_kernels(prefix):
@@ -178,6 +150,6 @@ def prune(prefix: Annotated[list[Path] | None, typer.Option("--prefix")] = None)
         if any("missing" in p for p in kernel.problems):
             remove_kernel(kernel)
             removed += 1
-            _console().print(f"[green]pruned[/] {kernel.name}: {'; '.join(kernel.problems)}")
+            console().print(f"[green]pruned[/] {kernel.name}: {'; '.join(kernel.problems)}")
     if not removed:
-        _console().print("nothing to prune: every kernelstacks kernel still has its layers")
+        console().print("nothing to prune: every kernelstacks kernel still has its layers")

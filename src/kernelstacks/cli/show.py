@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import typer
+
+from kernelstacks._support.errors import KernelstacksError, SpecError
+from kernelstacks.cli.options import IncludeOpt, JsonOpt, SpecArg
+from kernelstacks.cli.output import console, report_error
 from kernelstacks.lock.metadata import LockStatus, lock_status
 from kernelstacks.spec.fields import Kind
 from kernelstacks.spec.model import LayerSpec, StackSpec
@@ -83,3 +89,26 @@ def render_tree(spec: StackSpec, layers: list[LayerSpec]) -> Any:
             for lower in layer.lower:
                 node.add(f"[dim]{lower}[/]")
     return tree
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``show`` to the root app."""
+    app.command("show")(show)
+
+
+def show(spec: SpecArg, include: IncludeOpt = None, json_output: JsonOpt = False) -> None:
+    """Show the layers of a stack: runtimes, frameworks, applications and their lower layers."""
+    from kernelstacks.spec import load_spec
+
+    try:
+        stack = load_spec(spec)
+        layers = stack.select(include)
+    except KernelstacksError as exc:
+        report_error(exc, json_output)
+        raise typer.Exit(2 if isinstance(exc, SpecError) else 1) from None
+    if json_output:
+        print(json.dumps(stack_record(stack, layers), indent=2))
+        return
+    for warning in stack.warnings:
+        console(stderr=True).print(f"[yellow]warning:[/] {warning}")
+    console().print(render_tree(stack, layers))

@@ -12,19 +12,25 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernelstacks._support.atomic import read_json, write_json
 from kernelstacks._support.errors import KernelstacksError
 from kernelstacks._support.host import current_platform
 from kernelstacks._support.progress import Reporter
-from kernelstacks.build.engine import LAYER_METADATA, POSTINSTALL
-from kernelstacks.distribute.layout import DEPLOY_RECORD, METADATA_DIR
-from kernelstacks.distribute.publish import run_postinstall
-from kernelstacks.lock.metadata import write_json_atomic
+from kernelstacks._support.swap import new_staging_dir, recover, remove_tree, replace_all
+from kernelstacks.distribute.archive_extract import safe_extract
+from kernelstacks.distribute.relocation import POSTINSTALL, run_postinstall
+from kernelstacks_kernel import contract
+
+LAYER_METADATA = Path(contract.LAYER_METADATA)
+DEPLOY_RECORD = Path(contract.DEPLOY_RECORD)
+METADATA_DIR = contract.METADATA_DIR
+#: The journal of a deployment's all-or-nothing swap, inside the target.
+SWAP_JOURNAL = ".kernelstacks-deploy~swap.json"
 
 
 @dataclass
@@ -67,20 +73,25 @@ def _fingerprint(source: Path, record: dict[str, Any]) -> str:
 
 
 def _deployed_fingerprint(layer_dir: Path) -> str | None:
-    try:
-        return json.loads((layer_dir / DEPLOY_RECORD).read_text(encoding="utf-8"))["fingerprint"]
-    except (OSError, ValueError, KeyError):
-        return None
+    """The fingerprint recorded in an already deployed layer (None if absent or unreadable)."""
+    value = (read_json(layer_dir / DEPLOY_RECORD) or {}).get("fingerprint")
+    return value if isinstance(value, str) else None
 
 
 def deploy(source: Path, target: Path, *, reporter: Reporter | None = None) -> DeploySummary:
-    """Deploy every layer of ``source`` into ``target`` (all or nothing)."""
+    """Deploy every layer of ``source`` into ``target`` (all or nothing).
+
+    Each changed layer is unpacked (or copied) into a staging directory beside its final place
+    and relocated there by its post-install step; then every staged layer is swapped in as one
+    journaled transaction, so a failure or a kill at any point leaves ``target`` as it was (an
+    interrupted swap is rolled back or completed by the next deploy).
+    """
     reporter = reporter or Reporter()
     source, target = source.absolute(), target.absolute()
     records = read_source(source)
     target.mkdir(parents=True, exist_ok=True)
+    recover(target / SWAP_JOURNAL)
     summary = DeploySummary(target)
-    staging = Path(tempfile.mkdtemp(prefix=".kernelstacks-deploy-", dir=target))
     staged: list[tuple[dict[str, Any], Path]] = []
     reporter.start("deploy", [r["install_target"] for r in records])
     try:
@@ -93,54 +104,49 @@ def deploy(source: Path, target: Path, *, reporter: Reporter | None = None) -> D
                 summary.states[name] = "unchanged"
                 reporter.layer_finished(name, "unchanged", time.monotonic() - t0)
                 continue
-            layer = _stage(source, record, staging)
-            write_json_atomic(
-                layer / DEPLOY_RECORD, {"fingerprint": fingerprint, "source": str(source)}
-            )
+            layer = new_staging_dir(target / name)
             staged.append((record, layer))
+            _stage(source, record, layer)
+            write_json(layer / DEPLOY_RECORD, {"fingerprint": fingerprint, "source": str(source)})
             summary.states[name] = "deployed"
         for record, layer in staged:
             reporter.step(record["install_target"], "post-install")
             python = _runtime_python(record, staged, target)
             run_postinstall(python, layer, target / record["install_target"])
-        _swap_all(staged, target)
+        replace_all(
+            [(layer, target / r["install_target"]) for r, layer in staged], target / SWAP_JOURNAL
+        )
         for record, _ in staged:
             reporter.layer_finished(record["install_target"], "deployed", 0.0)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    write_json_atomic(
-        target / METADATA_DIR / current_platform() / "venvstacks.json",
-        json.loads(
-            (source / METADATA_DIR / current_platform() / "venvstacks.json").read_text(
-                encoding="utf-8"
-            )
-        ),
+    except BaseException:
+        for _record, layer in staged:
+            remove_tree(layer)
+        raise
+    summary_file = source / METADATA_DIR / current_platform() / "venvstacks.json"
+    write_json(
+        target / METADATA_DIR / current_platform() / "venvstacks.json", read_json(summary_file)
     )
     reporter.done(summary.as_dict())
     return summary
 
 
-def _stage(source: Path, record: dict[str, Any], staging: Path) -> Path:
-    """Unpack (verifying the hash) or copy one layer into the staging dir."""
+def _stage(source: Path, record: dict[str, Any], layer: Path) -> None:
+    """Unpack (verifying the hash) or copy one layer into its staging directory ``layer``."""
     name = record["install_target"]
     if record.get("archive_name"):
-        from kernelstacks.distribute.archives import safe_extract
-
-        unpack = staging / f"{name}.unpack"
-        unpack.mkdir()
-        return safe_extract(
+        safe_extract(
             source / record["archive_name"],
-            staging.parent,
-            unpack,
+            layer.parent,
+            layer,
             expected_sha256=record.get("archive_hashes", {}).get("sha256"),
             expected_top=name,
+            strip_top=True,
         )
+        return
     src = source / name
     if not (src / LAYER_METADATA).is_file():
         raise KernelstacksError(f"{source}: layer {name} is missing from the export")
-    dst = staging / name
-    shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
-    return dst
+    shutil.copytree(src, layer, symlinks=True, copy_function=_link_or_copy, dirs_exist_ok=True)
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -162,29 +168,6 @@ def _runtime_python(record: dict[str, Any], staged: list, target: Path) -> Path:
     return python
 
 
-def _swap_all(staged: list[tuple[dict[str, Any], Path]], target: Path) -> None:
-    """Rename every staged layer into place; undo the renames if one fails."""
-    done: list[tuple[Path, Path | None]] = []
-    try:
-        for record, layer in staged:
-            final = target / record["install_target"]
-            old = None
-            if os.path.lexists(final):
-                old = final.with_name(f".{final.name}.old-{os.getpid()}")
-                os.rename(final, old)
-            os.rename(layer, final)
-            done.append((final, old))
-    except OSError:
-        for final, old in reversed(done):
-            shutil.rmtree(final, ignore_errors=True)
-            if old is not None:
-                os.rename(old, final)
-        raise
-    for _, old in done:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-
-
 def relink(target: Path, reporter: Reporter | None = None) -> list[str]:
     """Re-run every layer's post-install step in place (after the deployment was moved)."""
     reporter = reporter or Reporter()
@@ -200,42 +183,3 @@ def relink(target: Path, reporter: Reporter | None = None) -> list[str]:
         done.append(record["install_target"])
         reporter.layer_finished(record["install_target"], "relinked", 0.0)
     return done
-
-
-def deployed_kernel_plans(target: Path) -> list:
-    """Kernel plans for deployed applications whose stack provides ipykernel."""
-    from kernelstacks.jupyter.kernelspecs import KernelPlan
-
-    plans = []
-    records = read_source(target)
-    for record in records:
-        ks = record.get("kernelstacks", {})
-        if ks.get("kind") != "application":
-            continue
-        chain = [record["install_target"], *ks.get("lower_layers", [])]
-        if not any(_has_ipykernel(target / name) for name in chain):
-            continue
-        versions = {
-            r["install_target"]: r.get("lock_version")
-            for r in records
-            if r["install_target"] in chain
-        }
-        raw = f"kernelstacks-{ks['stack']}-{ks['app']}".lower()
-        plans.append(
-            KernelPlan(
-                name="".join(c if c.isalnum() or c in "._-" else "-" for c in raw),
-                stack=ks["stack"],
-                app=ks["app"],
-                layer=record["layer_name"],
-                deploy_name=record["install_target"],
-                layers_dir=target,
-                chain=chain,
-                lock_versions=versions,
-                spec_path=None,
-            )
-        )
-    return plans
-
-
-def _has_ipykernel(layer: Path) -> bool:
-    return any(layer.glob("lib/python*/site-packages/ipykernel-*.dist-info"))

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kernelstacks._support.errors import KernelstacksError
-from kernelstacks.build.engine import LAYER_METADATA, STATE_FILE, read_state
+from kernelstacks._support.host import current_platform
+from kernelstacks.build.elf import read_elf_dynamic, set_search_path
+from kernelstacks.build.state import read_state
 from kernelstacks.lock.metadata import read_meta
-from kernelstacks.spec.fields import Kind
 from kernelstacks.spec.model import LayerSpec, StackSpec
+from kernelstacks_kernel import contract
 
-METADATA_DIR = "__venvstacks__"
-DEPLOY_RECORD = Path("share/venv/metadata/kernelstacks_deploy.json")
+LAYER_METADATA = Path(contract.LAYER_METADATA)
+STATE_FILE = Path(contract.BUILD_STATE)
 
 
 @dataclass
@@ -93,7 +96,9 @@ def _rename_first(rel: str, names: dict[str, str]) -> str:
     return str(PurePosixPath(*parts))
 
 
-def link_rewriter(item: LayerOut, build_dir: Path, names: dict[str, str]):
+def link_rewriter(
+    item: LayerOut, build_dir: Path, names: dict[str, str]
+) -> Callable[[str, str], str]:
     """Map absolute links into the build dir to relative links in the deployed layout."""
     build_real = os.path.realpath(build_dir)
 
@@ -117,24 +122,21 @@ def runpath_replacements(item: LayerOut, names: dict[str, str]) -> dict[str, byt
     files = item.state.get("native_links") or []
     if not renamed or not files:
         return {}
-    from kernelstacks.build.layers import _patchelf  # the same patchelf the build used
-
     out = {}
     for rel in files:
         src = item.source / rel
+        info = read_elf_dynamic(src)
+        if info is None:
+            continue
+        current = list(info.search_path)
+        new = [_rename_in_runpath(e, renamed) for e in current]
+        if new == current:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / src.name
             copy.write_bytes(src.read_bytes())
-            current = subprocess.run(
-                [_patchelf(), "--print-rpath", str(copy)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-            new = ":".join(_rename_in_runpath(e, renamed) for e in current.split(":") if e)
-            if new != current:
-                subprocess.run([_patchelf(), "--set-rpath", new, str(copy)], check=True)
-                out[rel] = copy.read_bytes()
+            set_search_path(copy, new, keep_rpath=info.runpath is None and bool(info.rpath))
+            out[rel] = copy.read_bytes()
     return out
 
 
@@ -145,43 +147,43 @@ def _rename_in_runpath(entry: str, renamed: dict[str, str]) -> str:
     )
 
 
-def published_record(item: LayerOut, stack: StackSpec, names: dict[str, str]) -> dict[str, Any]:
-    """venvstacks-compatible published metadata of one layer (without archive fields)."""
-    from kernelstacks.lock.engine import module_hash
-
-    layer = item.layer
-    runtime = stack.layers[layer.runtime_build_name]
-    runtime_state = read_state(item.source.parent / runtime.build_name)
-    exact = runtime_state.get("runtime", {}).get("version", runtime.py_version)
-    record: dict[str, Any] = {
-        "layer_name": layer.build_name,
-        "install_target": item.deploy_name,
-        "requirements_hash": item.lock_meta.get("requirements_hash"),
-        "lock_version": item.lock_meta.get("lock_version", 1),
-        "locked_at": item.lock_meta.get("locked_at"),
-    }
-    if layer.kind is not Kind.RUNTIME:
-        record["runtime_layer"] = names[runtime.build_name]
-        record["python_implementation"] = f"cpython@{exact}"
-        record["bound_to_implementation"] = False
-        record["required_layers"] = [names[n] for n in layer.lower if n != runtime.build_name]
-    else:
-        record["python_implementation"] = f"cpython@{exact}"
-    if layer.kind is Kind.APPLICATION and layer.launch_module is not None:
-        record["app_launch_module"] = layer.launch_module_name
-        record["app_launch_module_hash"] = module_hash(layer.launch_module)
-    record["kernelstacks"] = {
-        "stack": stack.name,
-        "kind": layer.kind.value,
-        "app": layer.name if layer.kind is Kind.APPLICATION else None,
-        "lower_layers": [names[n] for n in layer.lower],
-        "build_inputs_hash": item.state.get("inputs_hash"),
-        "platforms": list(layer.platforms),
-    }
-    return record
-
-
 def exclude_from_output(member: str) -> bool:
     """Bytecode is rebuilt where the layer lands (its paths are baked into .pyc files)."""
     parts = PurePosixPath(member).parts
     return "__pycache__" in parts or member.endswith(".pyc") or str(STATE_FILE) in member
+
+
+@dataclass
+class OutputSummary:
+    """What publish/export did per layer."""
+
+    output_dir: Path
+    states: dict[str, str] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"output_dir": str(self.output_dir), "layers": self.states, "ok": True}
+
+
+def select_layers(stack: StackSpec, include: list[str] | None) -> list:
+    platform = current_platform()
+    return [layer for layer in stack.with_lower(include) if platform in layer.platforms]
+
+
+def lock_time(item: LayerOut) -> int:
+    """The clamp for archive mtimes: when the layer was locked."""
+    stamp = item.lock_meta.get("locked_at")
+    try:
+        return int(datetime.fromisoformat(stamp).timestamp()) if stamp else 0
+    except ValueError:
+        return 0
+
+
+def prepare(
+    stack: StackSpec, include: list[str] | None, build_dir: Path, output_dir: Path
+) -> tuple[list[LayerOut], dict[str, str], OutputSummary]:
+    """The built layers to write out, their deploy names, and an empty summary."""
+    items = layers_out(stack, select_layers(stack, include), build_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return items, deploy_names(stack), OutputSummary(output_dir)

@@ -153,8 +153,7 @@ def _find_override(overrides: Mapping[str, Path] | None, name: str, version: str
         normalised[parse_implementation(key)] = Path(path)
     if (name, version) in normalised:
         return normalised[(name, version)]
-    xy = ".".join(version.split(".")[:2])
-    return normalised.get((name, xy))
+    return normalised.get((name, PythonVersion.parse(version).xy))
 
 
 def _local_choice(python: Path, name: str, version: str, *, named_by: str) -> InterpreterChoice:
@@ -172,9 +171,10 @@ def _local_choice(python: Path, name: str, version: str, *, named_by: str) -> In
             f"{named_by} interpreter {python} is {info.implementation}, not {name} ({request})"
         )
     if not version_matches(version, info.version):
+        exact = PythonVersion.parse(version).exact
         raise RuntimeProvisionError(
             f"{named_by} interpreter {python} is {name} {info.version}, but {request} was "
-            f"requested{' (an exact X.Y.Z must match exactly)' if version.count('.') == 2 else ''}"
+            f"requested{' (an exact X.Y.Z must match exactly)' if exact else ''}"
         )
     executable = source_executable(info)
     return InterpreterChoice(

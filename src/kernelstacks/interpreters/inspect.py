@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
 from pathlib import Path
 
 from kernelstacks._support.errors import KernelstacksError
-from kernelstacks._support.processes import clean_env, tail
+from kernelstacks._support.processes import ProcessError, run, tail
+from kernelstacks._support.versions import PythonVersion
 
 
 class RuntimeProvisionError(KernelstacksError):
@@ -40,7 +40,7 @@ class InterpreterInfo:
     @property
     def xy(self) -> str:
         """``X.Y`` of the interpreter, used in stdlib and executable names."""
-        return ".".join(self.version.split(".")[:2])
+        return PythonVersion.of_release(self.version).xy
 
     @property
     def is_venv(self) -> bool:
@@ -71,14 +71,17 @@ print(json.dumps({
 def inspect_interpreter(python: Path) -> InterpreterInfo:
     """Ask ``python`` about itself; raise RuntimeProvisionError when it cannot run."""
     try:
-        proc = subprocess.run(
-            [os.fspath(python), "-I", "-c", _INSPECT_SCRIPT],
-            env=clean_env(),
-            capture_output=True,
-            text=True,
+        proc = run(
+            [python, "-I", "-c", _INSPECT_SCRIPT],
+            what=f"running {python}",
             timeout=120,
+            check=False,
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except ProcessError as exc:
+        raise RuntimeProvisionError(
+            f"cannot run Python interpreter {python}: {exc.detail}"
+        ) from None
+    except OSError as exc:  # e.g. not an executable of this machine
         raise RuntimeProvisionError(f"cannot run Python interpreter {python}: {exc}") from None
     if proc.returncode != 0:
         detail = tail(proc.stderr)

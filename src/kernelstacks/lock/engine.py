@@ -19,21 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kernelstacks._support.atomic import write_json
 from kernelstacks._support.errors import KernelstacksError, describe_error
+from kernelstacks._support.filelocks import exclusive
+from kernelstacks._support.hashing import sha256_file, sha256_text, tree_hash
 from kernelstacks._support.progress import Reporter
-from kernelstacks._support.scheduler import exclusive, run_in_order, summarize
-from kernelstacks.lock.metadata import (
-    input_hash,
-    lock_path,
-    lock_status,
-    meta_path,
-    read_meta,
-    sha256_file,
-    sha256_text,
-    write_json_atomic,
-)
+from kernelstacks._support.scheduler import run_in_order, summarize
+from kernelstacks.lock.metadata import input_hash, lock_path, lock_status, meta_path, read_meta
 from kernelstacks.spec.fields import Kind
 from kernelstacks.spec.model import LayerSpec, StackSpec
+from kernelstacks_kernel.contract import REQUIREMENTS_DIR
 
 
 @dataclass
@@ -58,19 +53,8 @@ def version_inputs(spec: StackSpec, layer: LayerSpec) -> str:
     parts = [sha256_file(lock_path(spec, layer))]
     if layer.kind is Kind.APPLICATION and layer.launch_module is not None:
         parts.append(layer.launch_module_name or "")
-        parts.extend(module_hash(p) for p in [layer.launch_module, *layer.support_modules])
+        parts.extend(tree_hash(p) for p in [layer.launch_module, *layer.support_modules])
     return sha256_text("\n".join(parts))
-
-
-def module_hash(path: Path) -> str:
-    """Hash of a module file or package tree (ignoring caches), for versions and build state."""
-    if path.is_file():
-        return sha256_file(path)
-    entries = []
-    for item in sorted(path.rglob("*")):
-        if item.is_file() and "__pycache__" not in item.parts and not item.name.startswith(".git"):
-            entries.append(f"{item.relative_to(path).as_posix()}={sha256_file(item)}")
-    return sha256_text("\n".join(entries))
 
 
 @dataclass
@@ -85,9 +69,9 @@ class LockOptions:
 
     def python_for(self, spec: StackSpec, layer: LayerSpec) -> Path:
         """An interpreter of at least the layer's X.Y: ours, the built runtime, or a found one."""
-        xy = layer.py_minor
-        if tuple(map(int, xy.split("."))) <= sys.version_info[:2]:
+        if layer.python_version.xy_tuple <= sys.version_info[:2]:
             return Path(sys.executable)
+        xy = layer.py_minor
         with self._guard:
             if xy not in self._found:
                 self._found[xy] = self._find(spec, layer)
@@ -188,7 +172,7 @@ def _commit_lock(spec: StackSpec, layer: LayerSpec, scratch: Path, result: Any) 
     }
     if old_meta == meta:
         return "unchanged"
-    write_json_atomic(meta_path(spec, layer), meta)
+    write_json(meta_path(spec, layer), meta, durable=True)
     return "locked" if changed else "unchanged"
 
 
@@ -211,7 +195,7 @@ def lock_stack(
     layers = spec.with_lower(include)
     summary = LockSummary()
     waiting = "another kernelstacks lock is running on this stack; waiting for it"
-    lock_file = spec.root / "requirements" / ".kernelstacks-lock.lock"
+    lock_file = spec.root / REQUIREMENTS_DIR / ".kernelstacks-lock.lock"
     with exclusive(lock_file, lambda: reporter.note(waiting)):
         reporter.start("lock", [layer.build_name for layer in layers])
         outcomes = run_in_order(

@@ -8,35 +8,25 @@ lock time.  A lock is *valid* while its inputs hash the same: that is what ``--i
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kernelstacks._support.atomic import read_json
+from kernelstacks._support.hashing import sha256_file, sha256_text
 from kernelstacks.spec.model import LayerSpec, StackSpec
+from kernelstacks_kernel.contract import lock_file_name, lock_meta_file_name
 
 
 def lock_path(spec: StackSpec, layer: LayerSpec) -> Path:
     """``requirements/<build-name>/pylock.<build-name>.toml``."""
-    return spec.requirements_dir(layer) / f"pylock.{layer.build_name}.toml"
+    return spec.requirements_dir(layer) / lock_file_name(layer.build_name)
 
 
 def meta_path(spec: StackSpec, layer: LayerSpec) -> Path:
     """``requirements/<build-name>/pylock.<build-name>.meta.json``."""
-    return spec.requirements_dir(layer) / f"pylock.{layer.build_name}.meta.json"
-
-
-def sha256_text(text: str) -> str:
-    """``sha256:<hex>``, the venvstacks hash format."""
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """``sha256:<hex>`` of a file's bytes."""
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    return spec.requirements_dir(layer) / lock_meta_file_name(layer.build_name)
 
 
 def lock_inputs(spec: StackSpec, layer: LayerSpec) -> dict[str, Any]:
@@ -91,11 +81,7 @@ class LockStatus:
 
 def read_meta(spec: StackSpec, layer: LayerSpec) -> dict[str, Any] | None:
     """The metadata JSON, or None when absent or unreadable."""
-    try:
-        data = json.loads(meta_path(spec, layer).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json(meta_path(spec, layer))
 
 
 def lock_status(spec: StackSpec, layer: LayerSpec) -> LockStatus:
@@ -115,17 +101,3 @@ def lock_status(spec: StackSpec, layer: LayerSpec) -> LockStatus:
         if not lock_status(spec, low).valid:
             return LockStatus("stale", version, locked_at, f"lower layer {low.build_name}")
     return LockStatus("valid", version, locked_at)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON via a temp file and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

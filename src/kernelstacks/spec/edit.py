@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import tomlkit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from kernelstacks._support import atomic
 from kernelstacks._support.errors import KernelstacksError, did_you_mean
 from kernelstacks.spec import load_spec
 from kernelstacks.spec.model import LayerSpec, StackSpec
@@ -42,8 +44,8 @@ def _parse(req: str) -> Requirement:
 def edit_requirements(
     spec_path: Path,
     layer_name: str,
-    add: list[str] = (),
-    remove: list[str] = (),  # type: ignore[assignment]
+    add: Sequence[str] = (),
+    remove: Sequence[str] = (),
 ) -> tuple[LayerSpec, list[str]]:
     """Add (or replace by name) and remove requirements of one layer; returns what changed."""
     stack = load_spec(spec_path)
@@ -84,13 +86,16 @@ def edit_requirements(
 
 
 def _write_validated(path: Path, text: str) -> None:
-    """Validate the new text as a stack file, then atomically replace the original."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".toml")
+    """Validate the new text as a stack file, then atomically replace the original.
+
+    The text is validated from a scratch file beside the original (module paths in a stack file
+    are relative to its folder); only if it loads does it replace the original, in one rename.
+    """
+    fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".toml")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        load_spec(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        load_spec(scratch)
+    finally:
+        Path(scratch).unlink(missing_ok=True)
+    atomic.write_text(path, text)

@@ -13,6 +13,8 @@ from enum import StrEnum
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from kernelstacks_kernel.contract import SPEC_SECTIONS, build_name
+
 
 class Kind(StrEnum):
     """The three layer kinds, in stacking order."""
@@ -24,14 +26,11 @@ class Kind(StrEnum):
     @property
     def section(self) -> str:
         """The top-level array of tables holding layers of this kind."""
-        return {"runtime": "runtimes", "framework": "frameworks", "application": "applications"}[
-            self.value
-        ]
+        return SPEC_SECTIONS[self.value]
 
     def build_name(self, name: str) -> str:
         """venvstacks build names: runtimes as named, ``framework-<n>``, ``app-<n>``."""
-        prefix = {"runtime": "", "framework": "framework-", "application": "app-"}[self.value]
-        return prefix + name
+        return build_name(self.value, name)
 
 
 SECTIONS = {k.section: k for k in Kind}

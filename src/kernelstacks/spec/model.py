@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernelstacks._support.errors import KernelstacksError
+from kernelstacks._support.errors import KernelstacksError, did_you_mean
+from kernelstacks._support.versions import PythonVersion
 from kernelstacks.spec.fields import Kind
+from kernelstacks_kernel import contract
 
 
 @dataclass(frozen=True)
@@ -51,19 +53,22 @@ class LayerSpec:
 
     def deploy_name(self, lock_version: int | None = None) -> str:
         """Where the layer is deployed: versioned layers get ``@<lock_version>``."""
-        if self.versioned:
-            return f"{self.build_name}@{lock_version if lock_version is not None else 1}"
-        return self.build_name
+        return contract.deploy_name(self.build_name, self.versioned, lock_version)
+
+    @property
+    def python_version(self) -> PythonVersion:
+        """The runtime's requested version, from ``python_implementation`` (``cpython@X.Y[.Z]``)."""
+        return PythonVersion.parse(self.python_implementation.partition("@")[2])
 
     @property
     def py_version(self) -> str:
-        """The runtime's requested version, X.Y or X.Y.Z, from ``python_implementation``."""
-        return self.python_implementation.partition("@")[2]
+        """The runtime's requested version as written, X.Y or X.Y.Z."""
+        return str(self.python_version)
 
     @property
     def py_minor(self) -> str:
         """X.Y of the runtime: what locks and site-packages paths depend on."""
-        return ".".join(self.py_version.split(".")[:2])
+        return self.python_version.xy
 
     @property
     def launch_module_name(self) -> str | None:
@@ -136,15 +141,13 @@ class StackSpec:
 
     def requirements_dir(self, layer: LayerSpec) -> Path:
         """Where venvstacks keeps a layer's lock: ``requirements/<build-name>/``."""
-        return self.root / "requirements" / layer.build_name
+        return self.root / contract.REQUIREMENTS_DIR / layer.build_name
 
     def find_app(self, name: str) -> LayerSpec:
         """An application by name or build name, with a helpful error otherwise."""
         for app in self.applications:
             if name in (app.name, app.build_name):
                 return app
-        from kernelstacks._support.errors import did_you_mean
-
         names = [a.name for a in self.applications]
         raise KernelstacksError(
             f"{self.path}: no application layer named '{name}'"
@@ -165,8 +168,6 @@ class StackSpec:
         for pat in pats:
             hits = {n for n, layer in self.layers.items() if matches(layer.name, n, [pat])}
             if not hits:
-                from kernelstacks._support.errors import did_you_mean
-
                 known = [layer.name for layer in self.layers.values()] + list(self.layers)
                 raise KernelstacksError(
                     f"{self.path}: --include '{pat}' matches no layer{did_you_mean(pat, known)}"

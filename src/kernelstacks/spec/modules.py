@@ -1,0 +1,74 @@
+"""Pass 7 of validation: an application's launch and support modules.
+
+They are copied into the application layer and imported by name, so each must exist (relative
+to the stack file), be a ``.py`` file or a package folder with an importable name, and not clash
+with another module of the same application; a launch package needs a ``__main__.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kernelstacks.spec.fields import Kind
+from kernelstacks.spec.model import module_name
+from kernelstacks.spec.problems import ProblemLog, RawLayer
+
+
+def check_modules(raw: list[RawLayer], root: Path, log: ProblemLog) -> None:
+    """Modules exist, are importable names, and do not clash within an application.
+
+    ``root`` is the stack file's folder, which module paths are relative to.
+    """
+    for layer in raw:
+        if layer.kind is not Kind.APPLICATION:
+            continue
+        names: dict[str, str] = {}
+        launch = layer.data.get("launch_module")
+        entries = [("launch_module", launch)] if isinstance(launch, str) else []
+        entries += [("support_modules", s) for s in layer.data.get("support_modules", [])]
+        for key, rel in entries:
+            mod = _check_module(layer, key, rel, root, log)
+            if mod is None:
+                continue
+            if mod in names:
+                log.problem(
+                    f"module name '{mod}' from {rel!r} clashes with {names[mod]!r}: both "
+                    "would install as the same module",
+                    layer,
+                    key,
+                )
+            names[mod] = rel
+
+
+def _check_module(layer: RawLayer, key: str, rel: str, root: Path, log: ProblemLog) -> str | None:
+    """Check one module path; return its importable name when it is usable."""
+    if not rel.strip():
+        log.problem(f"'{key}' path is empty", layer, key)
+        return None
+    try:
+        path = root / rel
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except (OSError, ValueError):
+        is_file = is_dir = False
+    if not (is_file or is_dir):
+        log.problem(f"module {rel!r} not found (looked for {(root / rel).absolute()})", layer, key)
+        return None
+    if is_file and path.suffix != ".py":
+        log.problem(f"module {rel!r} must be a .py file or a package folder", layer, key)
+        return None
+    name = module_name(path)
+    if not name.isidentifier():
+        log.problem(
+            f"module {rel!r} gives the name '{name}', which Python cannot import "
+            "(use letters, digits and '_')",
+            layer,
+            key,
+        )
+        return None
+    if key == "launch_module" and is_dir and not (path / "__main__.py").is_file():
+        log.problem(
+            f"launch package {rel!r} has no __main__.py, so 'python -m {name}' cannot run it",
+            layer,
+            key,
+        )
+    return name
