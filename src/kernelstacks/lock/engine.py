@@ -25,6 +25,7 @@ from kernelstacks._support.filelocks import exclusive
 from kernelstacks._support.hashing import sha256_file, sha256_text, tree_hash
 from kernelstacks._support.progress import Reporter
 from kernelstacks._support.scheduler import run_in_order, summarize
+from kernelstacks.lock.indexes import layer_uv_settings
 from kernelstacks.lock.metadata import input_hash, lock_path, lock_status, meta_path, read_meta
 from kernelstacks.spec.fields import Kind
 from kernelstacks.spec.model import LayerSpec, StackSpec
@@ -121,7 +122,7 @@ def _lock_one(
         python_version=layer.py_minor,
         platforms=list(layer.platforms),
         lower_locks=[lock_path(spec, low) for low in spec.lower_layers(layer)],
-        uv_settings=dict(spec.uv_settings),
+        uv_settings=layer_uv_settings(spec, layer),
         linux_target=_glibc(layer.linux_target),
         macosx_target=layer.macosx_target,
         python=options.python_for(spec, layer),
