@@ -5,7 +5,8 @@ The launcher is a few lines of POSIX shell, so it runs whatever is left of the s
 then ``exec``s the app layer's interpreter on :mod:`kernelstacks_kernel.launch`, which checks the
 stack and starts ipykernel in that same process. If a layer or the interpreter is gone (a layer's
 Python refuses to start without its lower layers) it execs any Python 3 it can find on
-:mod:`kernelstacks_kernel.fallback`, so the notebook still says what is wrong. Either way no process stays in between: interrupts and shutdown reach the kernel.
+:mod:`kernelstacks_kernel.fallback`, so the notebook still says what is wrong. Either way no
+process stays in between: interrupts and shutdown reach the kernel.
 """
 
 from __future__ import annotations
