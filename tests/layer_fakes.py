@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from kernelstacks_kernel.chain import LayerInfo, current_chain
 from kernelstacks_kernel.contract import LAYER_METADATA
 
@@ -59,9 +57,3 @@ def make_chain(tmp_path: Path) -> list[LayerInfo]:
     fake_layer(build, "app-lab", app, {"tabulate": "0.9.0", "six": "1.17.0"})
     fake_layer(build, "app-plain", None, {"idna": "3.10"})
     return current_chain(prefix=str(build / "app-lab"))
-
-
-@pytest.fixture
-def fake_chain(tmp_path: Path) -> list[LayerInfo]:
-    """The fake stack's app-lab chain."""
-    return make_chain(tmp_path)

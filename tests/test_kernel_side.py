@@ -12,15 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from layer_fakes import fake_chain  # noqa: F401 - a fixture
-
 from kernelstacks_kernel import contract, display, inventory, pipshim, tomlsubset
 from kernelstacks_kernel.chain import LayerInfo
 from kernelstacks_kernel.display import KernelRestarting, VenvstacksError
+from layer_fakes import make_chain
 
 DEMO_SPEC = (
     Path(__file__).resolve().parents[1] / "src" / "kernelstacks" / "demo" / "venvstacks.toml"
 )
+
+
+@pytest.fixture
+def fake_chain(tmp_path: Path) -> list[LayerInfo]:
+    """app-lab on framework-data on cpython-3.12 (see layer_fakes)."""
+    return make_chain(tmp_path)
 
 
 def test_tables_are_html_and_text_never_application_json() -> None:

@@ -130,7 +130,7 @@ def test_logos_tell_stacks_apart() -> None:
     assert tuple(middle) == (*one[1], 255)
     assert tuple(rows[0][:4]) == (0, 0, 0, 0)  # transparent corner
     assert png_pixels(png(32, one))[0] == 32
-    assert svg(one).count("<rect") == 3 and "#%02x%02x%02x" % one[1] in svg(one)
+    assert svg(one).count("<rect") == 3 and "#{:02x}{:02x}{:02x}".format(*one[1]) in svg(one)
 
 
 KERNEL_SPEC = """
