@@ -33,6 +33,8 @@ HANDOFF_ENV = "KERNELSTACKS_RESTART_HANDOFF"
 NO_HANDOFF = "-"
 #: How long the new process waits for its kernel to start before giving up.
 RECONNECT_TIMEOUT = 120.0
+#: Longest wait for ipykernel to finish aborting queued cells (interactive restarts).
+ABORT_TIMEOUT = 2.0
 #: Time given to clients to reconnect after the kernel started (they retry every 100 ms).
 RECONNECT_MARGIN = 1.0
 
@@ -54,17 +56,40 @@ def launched_here() -> bool:
     return bool(_LAUNCH)
 
 
-def _exec(handoff: str) -> None:
+def _exec(handoff: str, settle: float = 0.3) -> None:
     """Replace this process with a fresh kernel (never returns)."""
     env = dict(_LAUNCH["env"])
     env[HANDOFF_ENV] = handoff
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed or odd stream must not stop it
             stream.flush()
-    time.sleep(0.3)  # let the IOPub thread and ZeroMQ send what was flushed
+    time.sleep(settle)  # let the IOPub thread and ZeroMQ send what was flushed
     with contextlib.suppress(OSError):
         os.chdir(_LAUNCH["cwd"])
     os.execve(sys.executable, _LAUNCH["argv"], env)
+
+
+def _exec_after_abort(kernel: Any) -> None:
+    """Replace the process once ipykernel has aborted the cells queued behind the restart cell.
+
+    The restart cell fails, so ipykernel answers every queued request with ``aborted``: its
+    ``_aborting`` trait goes up, then down, and only then is nothing left that the client waits
+    for. The trait is observed (a poll could miss a short abort); without it, a timeout.
+    """
+    done = threading.Event()
+
+    def on_change(change: dict[str, Any]) -> None:
+        if not change["new"]:
+            done.set()
+
+    with contextlib.suppress(Exception):  # not a traitlets kernel: the timeout does it
+        kernel.observe(on_change, names="_aborting")
+
+    def wait_and_exec() -> None:
+        done.wait(ABORT_TIMEOUT)
+        _exec(NO_HANDOFF, settle=0.2)
+
+    threading.Thread(target=wait_and_exec, daemon=True).start()
 
 
 def _request(kernel: Any) -> tuple[dict[str, Any], list[bytes]]:
@@ -86,7 +111,7 @@ def restart(kernel: Any) -> str:
         )
     parent, idents = _request(kernel)
     if parent.get("content", {}).get("allow_stdin", True):
-        threading.Timer(1.0, _exec, args=(NO_HANDOFF,)).start()
+        _exec_after_abort(kernel)
         return (
             "restarting this kernel on the rebuilt layers now; the run stops here: run the "
             "cells below this one again once it is back (they run on the restarted kernel)"
