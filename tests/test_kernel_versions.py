@@ -1,0 +1,123 @@
+"""The kernel side on other Pythons: stacks on CPython 3.10 (no tomllib) and 3.13.
+
+The kernel side runs in the stack's interpreter, which may be any CPython a stack file accepts
+(3.9 up), not the tool's. One stack with a 3.10 and a 3.13 runtime is built and every magic,
+the read-only pip and the in-place restart run in both kernels under nbclient.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import local_python
+from engine_helpers import EXCLUDE_NEWER, ks
+from helpers import write_spec
+
+pytest.importorskip("nbclient")
+
+VERSIONS = ("3.10", "3.13")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        any(local_python(v) is None for v in VERSIONS), reason="needs local CPython 3.10 and 3.13"
+    ),
+]
+
+
+def spec_text() -> str:
+    parts = []
+    for version in VERSIONS:
+        tag = version.replace(".", "")
+        parts.append(f"""
+[[runtimes]]
+name = "cpython-{version}"
+python_implementation = "cpython@{version}"
+requirements = []
+
+[[frameworks]]
+name = "jupyter{tag}"
+runtime = "cpython-{version}"
+requirements = ["ipykernel", "ipywidgets"]
+
+[[applications]]
+name = "py{tag}"
+launch_module = "app.py"
+frameworks = ["jupyter{tag}"]
+requirements = ["tabulate"]
+""")
+    parts.append(
+        f'[tool.kernelstacks]\nname = "vers"\n\n[tool.uv]\nexclude-newer = "{EXCLUDE_NEWER}"\n'
+    )
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def versions_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("versions") / "stack"
+    spec = write_spec(root, spec_text(), modules=("app.py",))
+    pythons = [x for v in VERSIONS for x in ("--python", f"cpython@{v}={local_python(v)}")]
+    ks("build", spec, "--lock-if-needed", "--kernels", *pythons)
+    return spec
+
+
+CELLS = [
+    "import sys\nprint(sys.version_info[:2])",
+    "%venvstacks",
+    "%venvstacks packages --json",
+    "%venvstacks why tabulate",
+    "%venvstacks diff",
+    "!pip list",
+    "%pip install humanize",
+    "%venvstacks explore",
+    "before = 1",
+    "%venvstacks restart",
+    "print('fresh', 'before' not in globals())",
+]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_magic_on_another_python(versions_stack: Path, version: str) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(code) for code in CELLS]
+    kernel = f"kernelstacks-vers-py{version.replace('.', '')}"
+    NotebookClient(
+        nb, kernel_name=kernel, timeout=300, allow_error_names=["VenvstacksError"]
+    ).execute()
+    out = {}
+    for cell in nb.cells:
+        parts = []
+        for o in cell.outputs:
+            parts.append(o.get("text", "") + o.get("data", {}).get("text/plain", ""))
+            parts.append(json.dumps(o.get("data", {}).get("application/vnd.kernelstacks+json", "")))
+            if o["output_type"] == "error":
+                parts.append(f"{o['ename']}: {o['evalue']}")
+        out[cell.source] = "".join(parts)
+    major, minor = version.split(".")
+    assert f"({major}, {minor})" in out[CELLS[0]]
+    assert f"cpython-{version}" in out["%venvstacks"] and "app-py" in out["%venvstacks"]
+    data = nb.cells[2].outputs[0]["data"]
+    assert set(data) == {"application/vnd.kernelstacks+json", "text/plain"}
+    packages = data["application/vnd.kernelstacks+json"]["packages"]
+    tab = next(p for p in packages if p["name"] == "tabulate")
+    assert tab["layer"].startswith("app-py")
+    why = out["%venvstacks why tabulate"]
+    # the lock is read (tomllib, or the subset reader on 3.10) and matches what is installed
+    assert re.search(rf"locked version\s+{re.escape(tab['version'])}", why), why
+    assert "app-py" in why
+    assert "DRIFT" not in out["%venvstacks diff"] and "matches its lock" in out["%venvstacks diff"]
+    assert "tabulate" in out["!pip list"]
+    assert "VenvstacksError" in out["%pip install humanize"]
+    assert nb.cells[7].outputs and "application/vnd.jupyter.widget-view+json" in json.dumps(
+        nb.cells[7].outputs[0]["data"]
+    )
+    assert "Kernel restarted" in out["%venvstacks restart"]
+    assert "fresh True" in out["print('fresh', 'before' not in globals())"]
+    for source, text in out.items():
+        assert "Traceback" not in text, source
