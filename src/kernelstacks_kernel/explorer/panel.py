@@ -24,7 +24,8 @@ MAX_LOG_LINES = 2000
 LOG_HTML = (
     "<div style='max-height: 12em; overflow: auto; display: flex; "
     "flex-direction: column-reverse; border: 1px solid var(--jp-border-color2, #ddd); "
-    "padding: 2px 6px'><pre style='margin: 0; white-space: pre-wrap'>{}</pre></div>"
+    "padding: 2px 6px'><pre style='margin: 0; white-space: pre-wrap; flex-shrink: 0; "
+    "overflow: visible'>{}</pre></div>"
 )
 
 
