@@ -266,3 +266,55 @@ def test_list_remove_prune_never_touch_foreign_specs(kernel_stack: Path, tmp_pat
     ks("kernels", "prune", "--prefix", tmp_path)
     assert not ghost.exists() and foreign.exists()
     assert (user_kernels_dir() / LAB_KERNEL).exists() and (kernels / LAB_KERNEL).exists()
+
+
+def test_kernel_settings_from_the_stack_file(kernel_stack: Path, tmp_path: Path) -> None:
+    """display_name, logo, env and interrupt_mode of [tool.kernelstacks.kernelspec.<app>]."""
+    copy = tmp_path / "stack"
+    shutil.copytree(kernel_stack.parent / "requirements", copy / "requirements")
+    for name in ("lab.py", "plain.py"):
+        shutil.copyfile(kernel_stack.parent / name, copy / name)
+    (copy / "lab.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"><circle r="9"/></svg>')
+    settings = (
+        "\n[tool.kernelstacks.kernelspec.lab]\n"
+        'display_name = "Lab with settings"\nlogo = "lab.svg"\n'
+        'env = { KS_TEST_SETTING = "on" }\ninterrupt_mode = "message"\n'
+    )
+    (copy / "venvstacks.toml").write_text(kernel_stack.read_text() + settings)
+    build = kernel_stack.parent / "_build"
+    ks("kernels", "install", copy / "venvstacks.toml", "--build-dir", build, "--prefix", tmp_path)
+    kernels = tmp_path / "share" / "jupyter" / "kernels"
+    spec = kernel_json(LAB_KERNEL, kernels)
+    assert spec["display_name"] == "Lab with settings" and spec["interrupt_mode"] == "message"
+    assert spec["env"]["KS_TEST_SETTING"] == "on"
+    assert "circle" in (kernels / LAB_KERNEL / "logo-svg.svg").read_text()
+
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(
+        kernel_name=LAB_KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)])
+    )
+    km.start_kernel()
+    kc = km.blocking_client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=120)
+        out: list[str] = []
+        kc.execute_interactive(
+            "import os; print(os.environ['KS_TEST_SETTING'])",
+            timeout=60,
+            output_hook=lambda m: out.append(m["content"].get("text", "")),
+        )
+        assert "".join(out).strip() == "on"
+        msg_id = kc.execute("import time; time.sleep(120)")
+        time.sleep(2)
+        km.interrupt_kernel()  # interrupt_mode "message": an interrupt_request, no signal
+        while True:
+            reply = kc.get_shell_msg(timeout=60)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

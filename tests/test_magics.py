@@ -196,3 +196,29 @@ def test_restart_in_an_interactive_frontend_stops_queued_cells(tour_stack: Path)
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_an_interrupted_build_fails_the_cell(tour_stack: Path) -> None:
+    """Interrupting a long lock/build stops the tool and fails the cell (the run stops)."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name=TOUR_KERNEL, startup_timeout=120)
+    try:  # a stand-in for a long build: the kernel runs this instead of kernelstacks
+        slow = (
+            "import json, os, sys; os.environ['KERNELSTACKS_TOOL'] = json.dumps("
+            "[sys.executable, '-c', 'import time; time.sleep(120)'])"
+        )
+        assert kc.execute_interactive(slow, timeout=60)["content"]["status"] == "ok"
+        msg_id = kc.execute("%venvstacks build")
+        time.sleep(3)
+        km.interrupt_kernel()
+        while True:
+            reply = kc.get_shell_msg(timeout=60)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "VenvstacksError"
+        assert "build interrupted" in reply["content"]["evalue"]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

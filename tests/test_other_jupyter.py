@@ -108,6 +108,11 @@ def check_restarted_run(path: Path, tour_stack: Path) -> None:
     cells = outputs(path)
     assert "app-lab: + humanize" in text_of(cells["%venvstacks add humanize"])
     assert "built" in text_of(cells["%venvstacks build"])
+    # the progress bar's text form says how the build ended (not "IntProgress(value=0, ...)")
+    bars = [o for o in cells["%venvstacks build"] if "transient" not in o and o.get("data")]
+    widget = next(o for o in bars if "application/vnd.jupyter.widget-view+json" in o["data"])
+    assert "".join(widget["data"]["text/plain"]).startswith("build: done (")
+    assert "IntProgress" not in json.dumps([c for cs in cells.values() for c in cs])
     assert "Kernel restarted" in text_of(cells["%venvstacks restart"])
     imported = text_of(next(v for k, v in cells.items() if k.startswith("import humanize")))
     assert "/_build/app-lab/" in imported and "fresh interpreter: True" in imported
