@@ -35,6 +35,8 @@ NO_HANDOFF = "-"
 RECONNECT_TIMEOUT = 120.0
 #: Longest wait for ipykernel to finish aborting queued cells (interactive restarts).
 ABORT_TIMEOUT = 2.0
+#: How long late requests are still answered "aborted" before the process is replaced.
+ABORT_GRACE = 1.0
 #: Time given to clients to reconnect after the kernel started (they retry every 100 ms).
 RECONNECT_MARGIN = 1.0
 
@@ -73,20 +75,24 @@ def _exec_after_abort(kernel: Any) -> None:
     """Replace the process once ipykernel has aborted the cells queued behind the restart cell.
 
     The restart cell fails, so ipykernel answers every queued request with ``aborted``: its
-    ``_aborting`` trait goes up, then down, and only then is nothing left that the client waits
-    for. The trait is observed (a poll could miss a short abort); without it, a timeout.
+    ``_aborting`` flag goes up, then down (observed: a poll could miss a short abort). Requests
+    that arrive late (a server forwards Run All's cells one by one) must not run on the old
+    kernel either, so the flag is raised again and kept up for :data:`ABORT_GRACE`; then the
+    process is replaced. What is sent after that waits in the client for the new process.
     """
     done = threading.Event()
 
     def on_change(change: dict[str, Any]) -> None:
-        if not change["new"]:
+        if not change["new"] and not done.is_set():
             done.set()
+            kernel._aborting = True  # keep refusing requests until the process is replaced
 
     with contextlib.suppress(Exception):  # not a traitlets kernel: the timeout does it
         kernel.observe(on_change, names="_aborting")
 
     def wait_and_exec() -> None:
         done.wait(ABORT_TIMEOUT)
+        time.sleep(ABORT_GRACE)
         _exec(NO_HANDOFF, settle=0.2)
 
     threading.Thread(target=wait_and_exec, daemon=True).start()
