@@ -26,9 +26,9 @@ from kernelstacks.lock.resolve import (
     LockRequest,
     LockResult,
     LowerLock,
-    _check_wheels,
     lock_layer,
     read_pylock,
+    wheel_warnings,
 )
 from kernelstacks.lock.wheels import WheelTargets, check_wheels
 from kernelstacks.lock.wheels import marker_env as _marker_env
@@ -181,10 +181,14 @@ def test_every_wheel_is_kept_but_each_target_needs_one(tmp_path: Path) -> None:
     assert any("win_amd64" in n for n in names)  # as in venvstacks' locks: all of uv's wheels
     assert any("manylinux" in n and "x86_64" in n for n in names)
 
-    # No markupsafe wheel runs on glibc 2.5, and locks are wheel-only: that is an error now,
-    # not a failed build later.
-    with pytest.raises(LockError, match=r"app-ms.*markupsafe==3.0.2.*linux_x86_64.*2\.5"):
-        lock_layer(request("app-ms", ["markupsafe==3.0.2"], linux_target="2.5"), out)
+    assert lock_layer(request("app-ms", ["markupsafe==3.0.2"]), out).warnings == []
+
+    # No markupsafe wheel runs on glibc 2.5, and locks are wheel-only: the lock says so now,
+    # rather than a build on that platform later.
+    result = lock_layer(request("app-ms", ["markupsafe==3.0.2"], linux_target="2.5"), out)
+    (warning,) = result.warnings
+    assert "layer 'app-ms'" in warning and "markupsafe==3.0.2" in warning
+    assert "linux_x86_64 within linux_target 2.5" in warning
 
 
 def test_uv_settings_are_passed_through(tmp_path: Path) -> None:
@@ -366,18 +370,19 @@ WHEELS = [
 )
 def test_wheel_fits_its_targets(platforms: list[str], targets: dict, expected: list[str]) -> None:
     wheel_targets = WheelTargets(platforms, "3.11.7", **targets)
-    fitting = [w for w in WHEELS if check_wheels(_packages(w), wheel_targets) is None]
+    fitting = [w for w in WHEELS if not check_wheels(_packages(w), wheel_targets)]
     assert fitting == expected
-    assert check_wheels(_packages(*WHEELS), wheel_targets) is None  # some wheel for each target
+    assert check_wheels(_packages(*WHEELS), wheel_targets) == []  # some wheel for each target
 
 
-def test_target_left_without_wheel_is_a_lock_error() -> None:
+def test_target_left_without_wheel_is_named() -> None:
     req = LockRequest("app-old-glibc", [], "3.11", LINUX, [], {}, linux_target="2.17")
-    with pytest.raises(LockError, match=r"app-old-glibc.*demo==1.0.*linux_target 2.17"):
-        _check_wheels(req, _packages(WHEELS[1]), LINUX)
-    _check_wheels(req, _packages(WHEELS[0]), LINUX)
+    (warning,) = wheel_warnings(req, _packages(WHEELS[1]), LINUX)
+    assert "'app-old-glibc'" in warning and "demo==1.0" in warning
+    assert "linux_x86_64 within linux_target 2.17" in warning
+    assert wheel_warnings(req, _packages(WHEELS[0]), LINUX) == []
     disabled = [{"name": "demo", "version": "1.0", "marker": SHARED_PACKAGE_MARKER}]
-    _check_wheels(req, disabled, LINUX)  # no target installs it: nothing to check
+    assert wheel_warnings(req, disabled, LINUX) == []  # no target installs it: nothing to say
 
 
 # --------------------------------------------------------------------------------------------
@@ -428,3 +433,26 @@ def test_explanation_reads_wrapped_uv_output() -> None:
     wrapped = "error: The requested interpreter resolved to Python 3.10.13, which is\n"
     wrapped += "       incompatible with the project's Python requirement: `>=3.11`\n"
     assert f"needs a Python {PY}" in explain_failure("app-typo", [], PY, wrapped, [])
+
+
+def test_lock_needs_only_the_runtimes_x_y(tmp_path: Path) -> None:
+    """A runtime asking for an X.Y.Z this machine lacks still locks with any X.Y interpreter."""
+    from helpers import write_spec
+    from kernelstacks._support.progress import Reporter
+    from kernelstacks.lock.engine import LockOptions, lock_stack
+    from kernelstacks.lock.metadata import lock_status
+    from kernelstacks.spec import load_spec
+
+    python = local_python("3.12")
+    if python is None:
+        pytest.skip("no CPython 3.12 on this machine")
+    body = '[[runtimes]]\nname = "rt"\npython_implementation = "cpython@3.12.99"\n'
+    body += f'requirements = ["six"]\n[tool.uv]\nexclude-newer = "{SETTINGS["exclude-newer"]}"\n'
+    spec = load_spec(write_spec(tmp_path / "stack", body))
+    options = LockOptions(runtime_source="local", python_overrides={"cpython@3.12.99": python})
+    summary = lock_stack(spec, reporter=Reporter(), options=options)
+    assert summary.ok, summary.errors
+    assert lock_status(spec, spec.layer("rt")).valid
+    assert load(tmp_path / "stack" / "requirements" / "rt" / "pylock.rt.toml")[
+        "requires-python"
+    ] == ("==3.12.*")

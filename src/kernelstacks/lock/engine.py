@@ -25,6 +25,7 @@ from kernelstacks._support.errors import KernelstacksError, describe_error
 from kernelstacks._support.filelocks import exclusive
 from kernelstacks._support.progress import Reporter
 from kernelstacks._support.scheduler import run_in_order, summarize
+from kernelstacks._support.versions import PythonVersion
 from kernelstacks.lock.indexes import layer_uv_settings
 from kernelstacks.lock.metadata import lock_path, lock_status
 from kernelstacks.lock.pylock import LowerLock
@@ -86,13 +87,37 @@ class LockOptions:
                 dict(os.environ),
             )
         except RuntimeProvisionError as exc:
-            raise KernelstacksError(
-                f"{spec.path}: runtime '{layer.runtime_build_name}': cannot find a Python "
-                f"{layer.py_version} to resolve with: {exc}"
-            ) from None
+            # A lock depends on X.Y only (``requires-python = "==X.Y.*"``): when the exact
+            # X.Y.Z the runtime asks for is not here, any X.Y interpreter resolves the same.
+            try:
+                name = layer.python_implementation.partition("@")[0]
+                choice = choose_interpreter(
+                    f"{name}@{layer.py_minor}",
+                    self.runtime_source,
+                    self._xy_overrides(name, layer.py_minor),
+                    dict(os.environ),
+                )
+            except RuntimeProvisionError:
+                raise KernelstacksError(
+                    f"{spec.path}: runtime '{layer.runtime_build_name}': cannot find a Python "
+                    f"{layer.py_version} to resolve with: {exc}"
+                ) from None
         if choice.path is None:
             raise KernelstacksError(f"no interpreter found for {layer.python_implementation}")
         return choice.path
+
+    def _xy_overrides(self, name: str, xy: str) -> dict[str, Path]:
+        """``--python`` overrides given for any ``X.Y.Z`` of ``name@X.Y``, keyed ``name@X.Y``."""
+        found = {}
+        for key, path in self.python_overrides.items():
+            impl, _, version = key.partition("@")
+            try:
+                same = impl == name and PythonVersion.parse(version).xy == xy
+            except ValueError:
+                same = False
+            if same:
+                found[f"{name}@{xy}"] = path
+        return found
 
 
 def _lower_locks(spec: StackSpec, layer: LayerSpec) -> list[LowerLock]:
@@ -139,6 +164,8 @@ def _lock_one(
         scratch = Path(tmp) / target.name
         result = lock_layer(request, scratch, lock_dir=target.parent)
         state = commit_lock(spec, layer, scratch, result)
+    for warning in result.warnings:
+        reporter.note(warning)
     count = len(result.packages)
     message = f"{count} package{'s' * (count != 1)}"
     if result.provided_by_lower:

@@ -18,9 +18,11 @@ How a layer is resolved, and why:
   ``--config-file`` (``uv_env`` sets ``UV_NO_CONFIG``); keys uv accepts in projects only
   (``sources``, ``environments``...) go into the generated ``pyproject.toml``. ``no-build`` is
   always on, as venvstacks sets it: layers install wheels only.
-* Stricter than venvstacks: every package a target platform needs must have a wheel that installs
-  there (within ``linux_target`` / ``macosx_target``), else a :class:`LockError` names it, instead
-  of a failed build on that platform later (:func:`kernelstacks.lock.wheels.check_wheels`).
+* Beyond venvstacks: a package a target platform needs but has no wheel for there (within
+  ``linux_target`` / ``macosx_target``) is named in :attr:`LockResult.warnings`, instead of being
+  found by a failed build on that platform later (:func:`kernelstacks.lock.wheels.check_wheels`).
+  It is a warning, not an error: the lock is venvstacks' lock all the same, and a stack that
+  never builds for that platform (the six platforms are the default) is not at fault.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from kernelstacks.lock.errors import LockError
 from kernelstacks.lock.explain import explain_failure
 from kernelstacks.lock.fingerprints import declared_requirements, requirement_lines
 from kernelstacks.lock.pylock import LowerLock, Pin, entry_from, lower_pins, read_pylock
-from kernelstacks.lock.wheels import PLATFORMS, Stranded, WheelTargets, check_wheels
+from kernelstacks.lock.wheels import PLATFORMS, WheelTargets, check_wheels
 
 __all__ = [
     "PLATFORMS",
@@ -104,6 +106,7 @@ class LockResult:
     packages: dict[str, str]
     provided_by_lower: dict[str, str]
     providers: dict[str, str] = field(default_factory=dict)  # name -> lower layer's build name
+    warnings: list[str] = field(default_factory=list)  # target platforms that cannot install it
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,9 +132,10 @@ def lock_layer(req: LockRequest, output: Path, *, lock_dir: Path | None = None) 
         export = _run_export(req, project, config)
     targets = Targets(req.layer, platforms, req.python_version)
     data = amend(export, pins, targets, Path(lock_dir or Path(output).parent).absolute())
-    _check_wheels(req, data.get("packages", []), platforms)
     atomic.write_text(output, render(data, req.layer))
-    return _result(data, pins, req.layer)
+    result = _result(data, pins, req.layer)
+    result.warnings = wheel_warnings(req, data.get("packages", []), platforms)
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,27 +272,25 @@ def _run_export(req: LockRequest, project: Path, config: Path) -> str:
 # Checking and summarising the amended lock
 
 
-def _check_wheels(req: LockRequest, packages: list[dict[str, Any]], platforms: list[str]) -> None:
-    """Every target must have a wheel for every package it installs (locks are wheel-only)."""
+def wheel_warnings(
+    req: LockRequest, packages: list[dict[str, Any]], platforms: list[str]
+) -> list[str]:
+    """One warning per group of target platforms left without a wheel for some packages."""
     targets = WheelTargets(platforms, req.python_version, req.linux_target, req.macosx_target)
-    stranded = check_wheels(packages, targets)
-    if stranded is not None:
-        raise LockError(_stranded_message(req, stranded))
-
-
-def _stranded_message(req: LockRequest, stranded: Stranded) -> str:
-    """Explain that a locked package has no wheel for some target platforms."""
-    targets = []
-    if req.linux_target:
-        targets.append(f"linux_target {req.linux_target}")
-    if req.macosx_target:
-        targets.append(f"macosx_target {req.macosx_target}")
-    limits = f" within {' and '.join(targets)}" if targets else ""
-    return (
-        f"Cannot lock layer '{req.layer}': {stranded.name}=={stranded.version} has no wheel "
-        f"for Python {_python_xy(req)} on {', '.join(stranded.platforms)}{limits} "
-        "(layers install wheels only, as with venvstacks)."
-    )
+    by_platforms: dict[tuple[str, ...], list[str]] = {}
+    for stranded in check_wheels(packages, targets):
+        by_platforms.setdefault(tuple(stranded.platforms), []).append(
+            f"{stranded.name}=={stranded.version}"
+        )
+    limits = [f"{key} {getattr(req, key)}" for key in ("linux_target", "macosx_target")]
+    within = [limit for limit in limits if not limit.endswith(" None")]
+    suffix = f" within {' and '.join(within)}" if within else ""
+    return [
+        f"layer '{req.layer}': no wheel for Python {_python_xy(req)} on {', '.join(where)}"
+        f"{suffix} for {', '.join(names)}; building the layer there will fail "
+        "(layers install wheels only, as with venvstacks)"
+        for where, names in by_platforms.items()
+    ]
 
 
 def _result(data: dict[str, Any], pins: list[Pin], layer: str) -> LockResult:

@@ -15,6 +15,7 @@ venvstacks' to the byte, including which files count:
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import shutil
@@ -94,7 +95,7 @@ def _ignored(repo: Path, folder: Path, names: list[str]) -> set[str]:
         paths.append(relative + "/" if (folder / name).is_dir() else relative)
     try:
         proc = run(
-            ["git", "-C", repo, "check-ignore", "-z", "--", *paths],
+            ["git", "-C", repo, "-c", "core.quotePath=false", "check-ignore", "--", *paths],
             what="git check-ignore",
             check=False,
         )
@@ -102,7 +103,8 @@ def _ignored(repo: Path, folder: Path, names: list[str]) -> set[str]:
         return ignored
     if proc.returncode not in (0, 1):  # 1: nothing ignored; anything else: not a usable repo
         return ignored
-    for reported in proc.stdout.split("\0"):
-        if reported:
-            ignored.add(reported.rstrip("/").rpartition("/")[2])
+    for line in proc.stdout.splitlines():
+        if line.startswith('"') and line.endswith('"'):  # a name git had to quote
+            line = codecs.escape_decode(line[1:-1].encode())[0].decode("utf-8", "replace")
+        ignored.add(line.rstrip("/").rpartition("/")[2])
     return ignored

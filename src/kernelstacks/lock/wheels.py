@@ -7,7 +7,8 @@ PEP 508 markers, evaluated here for each target as venvstacks evaluates them (th
 Wheels carry tags: the lock keeps every wheel uv lists (as venvstacks' locks do), and
 :func:`check_wheels` makes sure each target can install every package it needs, within
 ``linux_target`` (glibc) and ``macosx_target`` when those are set. A package left without a
-fitting wheel for a target is *stranded*: the caller reports it (locks are wheel-only).
+fitting wheel for a target is *stranded*: the caller warns about it (locks are wheel-only, so
+building the layer on that platform would fail).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def applies(marker: str | None, platform: str, py_version: str) -> bool:
 
 @dataclass(frozen=True)
 class Stranded:
-    """A locked package with no wheel (and no sdist) for some of the target platforms."""
+    """A locked package with no wheel for some of the target platforms."""
 
     name: str
     version: str | None
@@ -186,14 +187,15 @@ def _wheel_fits(
     return False
 
 
-def check_wheels(packages: list[dict[str, Any]], targets: WheelTargets) -> Stranded | None:
-    """The first package some target needs but has no wheel to install; None when all have one.
+def check_wheels(packages: list[dict[str, Any]], targets: WheelTargets) -> list[Stranded]:
+    """The packages some target needs but has no wheel to install (empty when all have one).
 
     Entries a target does not need (their marker is false there, e.g. packages a lower layer
     provides) are not judged for that target. Nothing is changed: venvstacks' locks list every
     wheel uv found, and so do ours.
     """
     pairs = _interpreter_pairs(targets.py_version)
+    stranded = []
     for entry in packages:
         marker = entry.get("marker")
         applicable = [p for p in targets.platforms if applies(marker, p, targets.py_version)]
@@ -205,8 +207,9 @@ def check_wheels(packages: list[dict[str, Any]], targets: WheelTargets) -> Stran
                 continue
             for platform in applicable:
                 fits[platform] = fits[platform] or _wheel_fits(tags, platform, targets, pairs)
-        stranded = [p for p, ok in fits.items() if not ok]
-        if stranded:
+        missing = [p for p, ok in fits.items() if not ok]
+        if missing:
             version = entry.get("version")
-            return Stranded(str(entry["name"]), None if version is None else str(version), stranded)
-    return None
+            name = str(entry["name"])
+            stranded.append(Stranded(name, None if version is None else str(version), missing))
+    return stranded
