@@ -361,3 +361,19 @@ def test_pins_compare_like_venvstacks_packages(tmp_path: Path) -> None:
     assert isinstance(pin, Pin)
     other = write_lock(tmp_path / "b.toml", [{"name": "a", "version": "1.0.0"}])
     assert read_entries(other)[0].key == pin.entry.key  # 1.0 and 1.0.0 are the same version
+
+
+def test_if_needed_keeps_valid_locks_and_clamps_their_time(
+    stack: StackSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kernelstacks._support.progress import Reporter
+    from kernelstacks.lock.engine import lock_stack
+
+    locks = {p: p.read_bytes() for p in (stack.root / "requirements").rglob("pylock.*.toml")}
+    monkeypatch.setenv("UV_EXCLUDE_NEWER", "2025-01-01T00:00:00Z")  # earlier than the locks
+    summary = lock_stack(stack, if_needed=True, reporter=Reporter())  # no uv: all are valid
+    assert summary.states == dict.fromkeys(PACKAGES, "valid")
+    assert {p: p.read_bytes() for p in locks} == locks
+    meta = json.loads(meta_path(stack, stack.layer("framework-fw")).read_text())
+    assert (meta["locked_at"], meta["lock_version"]) == ("2025-01-01T00:00:00+00:00", 1)
+    assert set(states(stack).values()) == {"valid"}
