@@ -104,10 +104,15 @@ def _wheel_filename(wheel: Mapping[str, Any]) -> str:
 
 
 def _version_tuple(text: str | None) -> tuple[int, ...] | None:
-    """``"2.28"`` -> ``(2, 28)``; ``None`` stays ``None``."""
+    """``"2.28"`` -> ``(2, 28)``, ``"14"`` -> ``(14, 0)``; ``None`` stays ``None``.
+
+    Padded to two parts so a target compares with the ``(major, minor)`` of a wheel tag as the
+    version it means: ``macosx_target = "14"`` is 14.0 and admits ``macosx_14_0`` wheels.
+    """
     if text is None:
         return None
-    return tuple(int(part) for part in str(text).replace("_", ".").split(".") if part)
+    parts = tuple(int(part) for part in str(text).replace("_", ".").split(".") if part)
+    return parts + (0,) * (2 - len(parts))
 
 
 def _interpreter_pairs(xy: str) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
