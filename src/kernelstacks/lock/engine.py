@@ -123,7 +123,7 @@ def _lock_one(
         platforms=list(layer.platforms),
         lower_locks=[lock_path(spec, low) for low in spec.lower_layers(layer)],
         uv_settings=layer_uv_settings(spec, layer),
-        linux_target=_glibc(layer.linux_target),
+        linux_target=layer.glibc_target,
         macosx_target=layer.macosx_target,
         python=options.python_for(spec, layer),
     )
@@ -139,11 +139,6 @@ def _lock_one(
         message += f", {len(result.provided_by_lower)} from lower layers"
     reporter.layer_finished(layer.build_name, state, time.monotonic() - t0, message)
     return state
-
-
-def _glibc(target: str | None) -> str | None:
-    """``glibc@2.28`` -> ``2.28``."""
-    return target.partition("@")[2] if target and "@" in target else target
 
 
 def _commit_lock(spec: StackSpec, layer: LayerSpec, scratch: Path, result: Any) -> str:
