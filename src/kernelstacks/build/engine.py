@@ -51,6 +51,7 @@ from kernelstacks.build.state import (
 )
 from kernelstacks.build.venv import create_layer_venv, site_packages
 from kernelstacks.interpreters.discovery import choose_interpreter
+from kernelstacks.lock.indexes import install_index_env
 from kernelstacks.lock.metadata import lock_path, lock_status
 from kernelstacks.spec.fields import Kind
 from kernelstacks.spec.model import LayerSpec, StackSpec
@@ -197,7 +198,7 @@ def _build_runtime(
     python = runtime_python(built)
     if layer.requirements:
         reporter.step(name, "installing runtime requirements")
-        install_lock(python, lock_path(spec, layer))
+        install_lock(python, lock_path(spec, layer), index_env=install_index_env(spec))
         fix_script_shebangs(built)
     py_version = str(info.get("version", choice.version))
     write_layer_metadata(
@@ -233,7 +234,7 @@ def _build_venv_layer(
     write_chain(built, layer.py_minor, lowers, final_dir=final)
     python = built / "bin" / "python"
     reporter.step(name, "installing packages")
-    install_lock(python, lock_path(spec, layer))
+    install_lock(python, lock_path(spec, layer), index_env=install_index_env(spec))
     if layer.kind is Kind.APPLICATION:
         reporter.step(name, "adding launch modules")
         _copy_modules(layer, site_packages(built, layer.py_minor))

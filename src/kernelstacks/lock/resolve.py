@@ -77,6 +77,9 @@ __all__ = [
 _PROJECT_ONLY_KEYS = frozenset(
     {"sources", "conflicts", "dev-dependencies", "default-groups", "build-backend"}
 )
+# Keys written to both: uv resolves with the uv.toml's indexes, but checks that every index a
+# project source names is declared in the project itself.
+_BOTH_KEYS = frozenset({"index"})
 # Keys this module derives from the request; a stack's own values would contradict them.
 _OWNED_KEYS = frozenset(
     {"environments", "required-environments", "workspace", "package", "managed"}
@@ -228,7 +231,9 @@ def _project_document(
         f"python_version == '{xy}' and implementation_name == 'cpython' and {platform_marker(p)}"
         for p in platforms
     ]
-    tool_uv: dict[str, Any] = {k: v for k, v in plain.items() if k in _PROJECT_ONLY_KEYS}
+    tool_uv: dict[str, Any] = {
+        k: v for k, v in plain.items() if k in _PROJECT_ONLY_KEYS | _BOTH_KEYS
+    }
     tool_uv["environments"] = environments
     tool_uv["required-environments"] = environments
     user_constraints = [str(c) for c in plain.get("constraint-dependencies", [])]
