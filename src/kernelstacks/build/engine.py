@@ -239,7 +239,8 @@ def _build_venv_layer(
         reporter.step(name, "adding launch modules")
         _copy_modules(layer, site_packages(built, layer.py_minor))
     reporter.step(name, "linking native libraries")
-    patched = link_native_libs(built, lowers)
+    excluded = {options.build_dir / n: spec.layers[n].dynlib_exclude for n in layer.lower}
+    patched = link_native_libs(built, lowers, dynlib_exclude=excluded)
     reporter.step(name, "compiling bytecode")
     compile_layer(built, python)
     fix_script_shebangs(built)
