@@ -193,8 +193,12 @@ def _build_runtime(
         dict(os.environ),
     )
     reporter.note(f"{name}: {choice.source} runtime {choice.version} ({choice.origin})")
+    warnings = [choice.warning] if choice.warning else []
+    for warning in warnings:
+        reporter.note(f"warning: {name}: {warning}")
     reporter.step(name, f"copying {choice.source} CPython {choice.version}")
     info = build_runtime(choice, built, log=lambda msg: reporter.step(name, msg))
+    info = {**info, "requested": layer.python_implementation, "warnings": warnings}
     python = runtime_python(built)
     if layer.requirements:
         reporter.step(name, "installing runtime requirements")
@@ -210,7 +214,7 @@ def _build_runtime(
         pylib_dirs=[],
         dynlib_dirs=[],
         launch_module=None,
-        extra={"kernelstacks": {"kind": "runtime", "runtime": info}},
+        extra={"kernelstacks": {"kind": "runtime", "layer": name, "runtime": info}},
     )
     return {"runtime": {**info, "version": py_version}}
 
