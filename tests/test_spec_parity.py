@@ -23,6 +23,7 @@ import tomlkit
 from helpers import write_spec
 from kernelstacks._support.errors import SpecError
 from kernelstacks._support.uv import run_uv
+from kernelstacks.lock.engine import lock_stack
 from kernelstacks.lock.wheels import WheelTargets, filter_wheels
 from kernelstacks.spec import load_spec
 
@@ -428,6 +429,19 @@ def test_empty_platforms_disable_the_layer_and_those_above(tmp_path: Path) -> No
     assert not stack.layer("cpython-3.13").disabled
     assert [layer.build_name for layer in stack.with_lower(None)] == ["cpython-3.13"]
     assert [layer.build_name for layer in stack.with_lower(["above"])] == ["cpython-3.13"]
+
+
+def test_disabled_layers_are_not_locked_and_that_is_no_error(tmp_path: Path) -> None:
+    body = (
+        RT.replace("cpython@3.13.7", f"cpython@{sys.version_info.major}.{sys.version_info.minor}")
+        + fw("off", extra="platforms = []")
+        + app("above", 'frameworks = ["off"]')
+    )
+    stack = load_spec(write_spec(tmp_path, body, modules=MODULES))
+    summary = lock_stack(stack)
+    assert summary.ok and summary.states == {"cpython-3.13": "locked"}
+    locked = [p.name for p in (tmp_path / "requirements").iterdir() if not p.name.startswith(".")]
+    assert locked == ["cpython-3.13"]
 
 
 def test_effective_package_indexes_follow_venvstacks_merge(tmp_path: Path) -> None:
