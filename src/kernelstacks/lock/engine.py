@@ -154,7 +154,7 @@ def _lock_one(
         platforms=list(layer.platforms),
         lower_locks=_lower_locks(spec, layer),
         uv_settings=layer_uv_settings(spec, layer),
-        linux_target=_glibc(layer.linux_target),
+        linux_target=layer.glibc_target,
         macosx_target=layer.macosx_target,
         python=options.python_for(spec, layer),
     )
@@ -172,13 +172,6 @@ def _lock_one(
         message += f", {len(result.provided_by_lower)} from lower layers"
     reporter.layer_finished(layer.build_name, state, time.monotonic() - t0, message)
     return state
-
-
-def _glibc(target: str | None) -> str | None:
-    """``glibc@2.28`` -> ``2.28``; a bare ``glibc`` (any version) -> None."""
-    if not target or target == "glibc":
-        return None
-    return target.partition("@")[2] if "@" in target else target
 
 
 def lock_stack(

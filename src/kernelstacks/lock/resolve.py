@@ -72,6 +72,9 @@ _PROJECT_ONLY_KEYS = frozenset(
         "required-environments",
     }
 )
+# Keys written to both: uv resolves with the uv.toml's indexes, but checks that every index a
+# project source names is declared in the project itself.
+_BOTH_KEYS = frozenset({"index"})
 # Keys this module derives from the request; a stack's own values would contradict them.
 _OWNED_KEYS = frozenset({"workspace", "package", "managed", "no-build"})
 _PROJECT_NAME = "kernelstacks-layer-lock"
@@ -215,7 +218,9 @@ def _project_document(req: LockRequest, xy: str, pins: list[Pin]) -> dict[str, A
     the temporary directory.
     """
     plain = _plain(req.uv_settings or {})
-    tool_uv: dict[str, Any] = {k: v for k, v in plain.items() if k in _PROJECT_ONLY_KEYS}
+    tool_uv: dict[str, Any] = {
+        k: v for k, v in plain.items() if k in _PROJECT_ONLY_KEYS | _BOTH_KEYS
+    }
     user_constraints = [str(c) for c in plain.get("constraint-dependencies", [])]
     constraints = [pin.entry.requirement for pin in pins]
     if user_constraints or constraints:

@@ -110,7 +110,8 @@ def _wheel_filename(wheel: Mapping[str, Any]) -> str:
 def _version_tuple(text: str | None) -> tuple[int, ...] | None:
     """``"2.28"`` -> ``(2, 28)``, ``"14"`` -> ``(14, 0)``; ``None`` stays ``None``.
 
-    Padded to two parts, so ``macosx_target = "14"`` admits ``macosx_14_0`` wheels.
+    Padded to two parts so a target compares with the ``(major, minor)`` of a wheel tag as the
+    version it means: ``macosx_target = "14"`` is 14.0 and admits ``macosx_14_0`` wheels.
     """
     if text is None:
         return None
