@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import tomlkit
 
 from helpers import write_spec
 from kernelstacks._support.errors import SpecError
 from kernelstacks._support.uv import run_uv
 from kernelstacks.lock.engine import lock_stack
-from kernelstacks.lock.wheels import WheelTargets, filter_wheels
+from kernelstacks.lock.wheels import WheelTargets, check_wheels
 from kernelstacks.spec import load_spec
 
 RT = """
@@ -459,19 +458,16 @@ def test_forward_references_load(tmp_path: Path) -> None:
     assert stack.layer("framework-C").lower == ("framework-B", "framework-A", "cpython-3.13")
 
 
-def test_macosx_target_major_only_keeps_that_macos_wheels() -> None:
-    wheels = [
-        "demo-1.0-cp313-cp313-macosx_14_0_arm64.whl",
-        "demo-1.0-cp313-cp313-macosx_15_0_arm64.whl",
-    ]
-    doc = tomlkit.parse(
-        "[[packages]]\nname = 'demo'\nversion = '1.0'\n"
-        + "wheels = ["
-        + ", ".join(f"{{ name = '{w}' }}" for w in wheels)
-        + "]\n"
-    )
-    assert filter_wheels(doc, WheelTargets(["macosx_arm64"], "3.13", macosx_target="14")) is None
-    assert [w["name"] for w in doc["packages"][0]["wheels"]] == [wheels[0]]
+def test_macosx_target_major_only_admits_that_macos_wheels() -> None:
+    """``macosx_target = "14"`` means 14.0: a macOS 14 wheel fits, a macOS 15-only one does not."""
+
+    def package(*wheels: str) -> dict:
+        return {"name": "demo", "version": "1.0", "wheels": [{"name": w} for w in wheels]}
+
+    targets = WheelTargets(["macosx_arm64"], "3.13", macosx_target="14")
+    assert check_wheels([package("demo-1.0-cp313-cp313-macosx_14_0_arm64.whl")], targets) == []
+    stranded = check_wheels([package("demo-1.0-cp313-cp313-macosx_15_0_arm64.whl")], targets)
+    assert [(s.name, s.platforms) for s in stranded] == [("demo", ["macosx_arm64"])]
 
 
 # -- the claims about venvstacks, checked with venvstacks ------------------------------------
