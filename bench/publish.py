@@ -1,11 +1,19 @@
-"""Publish and deploy times and archive sizes, beside the simple way (``tar -cJf`` per layer).
+"""Publish and deploy against the machine's floor, measured in one run on the same stack.
 
-Builds a stack (runtime, a scipy + pandas framework, two apps), then times ``kernelstacks
-publish`` (reproducible archives, layers in parallel) against single-threaded ``tar -cJf`` of each
-layer, and ``kernelstacks deploy`` (verify, unpack, relocate, compile) against ``tar -xJf`` of each
-archive (which gives layers that do not run where they land). Results go to docs/performance.md.
+Builds a stack of two runtimes and six frameworks (plus two apps), then times, on the same
+layers:
 
-Usage: python bench/publish.py [--keep DIR]
+- ``kernelstacks publish`` as ``tar.xz`` and as ``tar.zst`` (fresh output directories);
+- ``tar -c | xz -T0 -6`` and ``tar -c | zstd -T0 -6`` of each layer (bytecode left out, as in
+  our archives): the multi-core floor of each format;
+- ``kernelstacks deploy`` of both (verify, unpack, relocate, compile bytecode);
+- a raw ``tar -x`` of the same archives (layers that would not run where they land);
+- venvstacks 0.8's ``publish`` of the same stack when ``--venvstacks EXE`` names its command
+  (run in its own environment; its runtime is seeded from this interpreter).
+
+Results, with the targets of issue 14 as ratios, go to docs/performance.md.
+
+Usage: python bench/publish.py [--keep DIR] [--venvstacks EXE]
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import argparse
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,31 +32,74 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import mib, run, write_section
 
 EXCLUDE_NEWER = "2025-10-01T00:00:00Z"
+PYENV = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
 
 
-def stack_text(xy: str) -> str:
-    """The benchmark stack."""
+def second_python(xy: str) -> tuple[str, Path] | None:
+    """Another local CPython (X.Y differs from ours) for the second runtime, if there is one."""
+    for other in ("3.12", "3.11", "3.13"):
+        if other == xy:
+            continue
+        for candidate in sorted(PYENV.glob(f"{other}*/bin/python{other}")):
+            return other, candidate
+    return None
+
+
+def stack_text(xy: str, other: str | None) -> str:
+    """Two runtimes, six frameworks, two apps (one runtime when no second Python exists)."""
+    rt_b = "rt-b" if other else "rt-a"
+    second = (
+        f'\n[[runtimes]]\nname = "rt-b"\npython_implementation = "cpython@{other}"\n'
+        "requirements = []\n"
+        if other
+        else ""
+    )
     return f"""
 [[runtimes]]
-name = "rt"
+name = "rt-a"
 python_implementation = "cpython@{xy}"
 requirements = []
-
+{second}
 [[frameworks]]
 name = "sci"
-runtime = "rt"
-requirements = ["scipy", "pandas"]
+runtime = "rt-a"
+requirements = ["scipy"]
+
+[[frameworks]]
+name = "pandas"
+runtime = "rt-a"
+requirements = ["pandas"]
+
+[[frameworks]]
+name = "web"
+runtime = "rt-a"
+requirements = ["httpx", "jinja2"]
+
+[[frameworks]]
+name = "jupyter"
+runtime = "rt-a"
+requirements = ["ipykernel"]
+
+[[frameworks]]
+name = "numeric"
+runtime = "{rt_b}"
+requirements = ["numpy", "sympy"]
+
+[[frameworks]]
+name = "tools"
+runtime = "{rt_b}"
+requirements = ["rich", "pygments", "attrs"]
 
 [[applications]]
 name = "one"
 launch_module = "launch.py"
-frameworks = ["sci"]
+frameworks = ["sci", "jupyter"]
 requirements = ["six"]
 
 [[applications]]
 name = "two"
 launch_module = "launch.py"
-frameworks = ["sci"]
+frameworks = ["numeric"]
 requirements = ["idna"]
 
 [tool.uv]
@@ -55,76 +107,139 @@ exclude-newer = "{EXCLUDE_NEWER}"
 """
 
 
+def floor(layers: list[str], build: Path, out: Path, compressor: list[str], suffix: str) -> float:
+    """``tar -c --exclude=__pycache__ LAYER | COMPRESSOR > LAYER.SUFFIX``, layer after layer."""
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for name in layers:
+        with open(out / f"{name}{suffix}", "wb") as sink:
+            tar = subprocess.Popen(
+                ["tar", "-cf", "-", "--exclude=__pycache__", "-C", str(build), name],
+                stdout=subprocess.PIPE,
+            )
+            comp = subprocess.run(compressor, stdin=tar.stdout, stdout=sink, check=True)
+            tar.wait()
+            if tar.returncode or comp.returncode:
+                sys.exit(f"floor measurement failed for {name}")
+    return time.perf_counter() - t0
+
+
+def raw_untar(archives: list[Path], dest: Path, flag: list[str]) -> float:
+    """``tar -x`` of each archive (what unpacking costs with nothing else done)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for archive in archives:
+        subprocess.run(["tar", *flag, str(archive), "-C", str(dest)], check=True)
+    return time.perf_counter() - t0
+
+
 def main() -> None:
-    """Build, then measure both ways, then write the table."""
+    """Build, then measure everything in one run, then write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=Path)
+    parser.add_argument("--keep", type=Path, help="work here and keep it (default: temp dir)")
+    parser.add_argument("--venvstacks", help="venvstacks 0.8 command to compare publish with")
     args = parser.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="ks-bench-publish-"))
     env = dict(os.environ, UV_PYTHON_DOWNLOADS="never", UV_NO_CONFIG="1")
     env.pop("PIP_FIND_LINKS", None)
     xy = f"{sys.version_info.major}.{sys.version_info.minor}"
+    other = second_python(xy)
     ks = [sys.executable, "-m", "kernelstacks"]
-    try:
-        spec = base / "stack" / "venvstacks.toml"
-        spec.parent.mkdir(parents=True, exist_ok=True)
-        spec.write_text(stack_text(xy))
-        (spec.parent / "launch.py").write_text("import scipy\n")
-        override = ["--python", f"cpython@{xy}={sys.executable}", "--runtime-source", "local"]
+    spec = base / "stack" / "venvstacks.toml"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(stack_text(xy, other[0] if other else None))
+    (spec.parent / "launch.py").write_text("print('ok')\n")
+    override = ["--python", f"cpython@{xy}={sys.executable}", "--runtime-source", "local"]
+    if other:
+        override += ["--python", f"cpython@{other[0]}={other[1]}"]
+    build = spec.parent / "_build"
+    if not build.is_dir():
         run([*ks, "build", spec, "--lock-if-needed", *override], env)
-        layers = sorted(
-            p.name
-            for p in (spec.parent / "_build").iterdir()
-            if p.is_dir() and not p.name.startswith(".")
+    layers = sorted(p.name for p in build.iterdir() if p.is_dir() and not p.name.startswith("."))
+    t: dict[str, float] = {}
+    for fmt in ("tar.xz", "tar.zst"):
+        out = base / f"published-{fmt}"
+        shutil.rmtree(out, ignore_errors=True)
+        t[f"publish {fmt}"] = run([*ks, "publish", spec, "-o", out, "--format", fmt], env)
+    t["tar | xz -T0"] = floor(layers, build, base / "floor-xz", ["xz", "-T0", "-6"], ".tar.xz")
+    t["tar | zstd -T0"] = floor(
+        layers, build, base / "floor-zst", ["zstd", "-T0", "-6", "-q"], ".tar.zst"
+    )
+    for fmt, flag in (("tar.xz", ["-xJf"]), ("tar.zst", ["--zstd", "-xf"])):
+        archives = sorted((base / f"published-{fmt}").glob(f"*.{fmt}"))
+        target = base / f"deployed-{fmt}"
+        shutil.rmtree(target, ignore_errors=True)
+        t[f"deploy {fmt}"] = run([*ks, "deploy", base / f"published-{fmt}", target], env)
+        untar = base / f"untar-{fmt}"
+        shutil.rmtree(untar, ignore_errors=True)
+        t[f"tar -x {fmt}"] = raw_untar(archives, untar, flag)
+    if args.venvstacks:
+        vs_out = base / "published-venvstacks"
+        t["venvstacks publish"] = run(
+            [args.venvstacks, "publish", spec, "--output-dir", vs_out, "--no-tag-outputs"], env
         )
-        out = base / "published"
-        t_publish = run([*ks, "publish", spec, "--output-dir", out, "-j", "2"], env)
-        simple = base / "simple"
-        simple.mkdir()
-        t_tar = sum(
-            run(["tar", "-cJf", simple / f"{name}.tar.xz", "-C", spec.parent / "_build", name], env)
-            for name in layers
+    sizes = {
+        label: sum(p.stat().st_size for p in (base / folder).glob("*.tar.*"))
+        for label, folder in (
+            ("tar.xz", "published-tar.xz"),
+            ("tar.zst", "published-tar.zst"),
+            ("xz -T0", "floor-xz"),
+            ("zstd -T0", "floor-zst"),
         )
-        target = base / "deployed"
-        t_deploy = run([*ks, "deploy", out, target], env)
-        untar = base / "untarred"
-        untar.mkdir()
-        t_untar = sum(
-            run(["tar", "-xJf", simple / f"{n}.tar.xz", "-C", untar], env) for n in layers
-        )
-        sizes = {p.name: p.stat().st_size for p in out.glob("*.tar.xz")}
-        simple_sizes = {p.name: p.stat().st_size for p in simple.glob("*.tar.xz")}
-    finally:
-        if not args.keep:
-            shutil.rmtree(base, ignore_errors=True)
+    }
+    text = report(t, sizes, layers, other is not None)
+    write_section("publish", text)
+    print(text)
+    if not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def report(t: dict[str, float], sizes: dict[str, int], layers: list[str], two: bool) -> str:
+    """The performance.md section: times, sizes and the ratios the targets are about."""
+    xz_ratio = t["publish tar.xz"] / t["tar | xz -T0"]
+    dep_xz = t["deploy tar.xz"] / t["tar -x tar.xz"]
+    dep_zst = t["deploy tar.zst"] / t["tar -x tar.zst"]
     rows = [
-        "| step | kernelstacks | the simple way |",
-        "| --- | --- | --- |",
-        f"| publish all layers | {t_publish:.1f} s (`publish -j 2`, incl. metadata) | "
-        f"{t_tar:.1f} s (`tar -cJf` per layer, one after another) |",
-        f"| deploy all layers | {t_deploy:.1f} s (verify, unpack, relocate, compile) | "
-        f"{t_untar:.1f} s (`tar -xJf` only: layers not runnable there) |",
-        "",
-        "| archive | kernelstacks | `tar -cJf` |",
-        "| --- | --- | --- |",
+        "| measure | time | compared with | ratio | target |",
+        "| --- | --- | --- | --- | --- |",
+        f"| `publish --format tar.xz` | {t['publish tar.xz']:.1f} s | `tar \\| xz -T0 -6`: "
+        f"{t['tar | xz -T0']:.1f} s | {xz_ratio:.2f}x | <= 1.15x: "
+        f"{'met' if xz_ratio <= 1.15 else 'NOT met'} |",
+        f"| `publish --format tar.zst` | {t['publish tar.zst']:.1f} s | `tar \\| zstd -T0 -6`: "
+        f"{t['tar | zstd -T0']:.1f} s | {t['publish tar.zst'] / t['tar | zstd -T0']:.2f}x | "
+        f"<= 10 s: {'met' if t['publish tar.zst'] <= 10 else 'NOT met'} |",
+        f"| `deploy` (tar.xz) | {t['deploy tar.xz']:.1f} s | `tar -xJf`: "
+        f"{t['tar -x tar.xz']:.1f} s | {dep_xz:.2f}x | <= 2.5x: "
+        f"{'met' if dep_xz <= 2.5 else 'NOT met'} |",
+        f"| `deploy` (tar.zst) | {t['deploy tar.zst']:.1f} s | `tar --zstd -xf`: "
+        f"{t['tar -x tar.zst']:.1f} s | {dep_zst:.2f}x | |",
     ]
-    for name in layers:
-        ours = next((v for k, v in sizes.items() if k.startswith(name)), 0)
-        rows.append(f"| {name} | {mib(ours)} | {mib(simple_sizes.get(f'{name}.tar.xz', 0))} |")
-    text = "\n".join(
+    if "venvstacks publish" in t:
+        ratio = t["venvstacks publish"] / t["publish tar.xz"]
+        rows.append(
+            f"| venvstacks 0.8 `publish` | {t['venvstacks publish']:.1f} s | kernelstacks "
+            f"tar.xz | {ratio:.2f}x slower | |"
+        )
+    size_rows = [
+        "| archives | size |",
+        "| --- | --- |",
+        *(f"| {label} | {mib(size)} |" for label, size in sizes.items()),
+    ]
+    return "\n".join(
         [
             "## Publish and deploy (`bench/publish.py`)",
             "",
-            f"Runtime + scipy/pandas framework + 2 apps; Python {platform.python_version()}, "
-            f"{os.cpu_count()} cores, measured {time.strftime('%Y-%m-%d')}. kernelstacks archives "
-            "leave bytecode out (it is compiled where the layer lands), so they are smaller but "
-            "deploying does more work.",
+            f"{'Two runtimes' if two else 'One runtime'}, six frameworks, two apps "
+            f"({len(layers)} layers); Python {platform.python_version()}, {os.cpu_count()} "
+            f"cores, measured {time.strftime('%Y-%m-%d')}, all in one run. Deploy includes "
+            "verifying, unpacking, relocating and compiling bytecode; `tar -x` only unpacks "
+            "(layers that would not run where they land).",
             "",
             *rows,
+            "",
+            *size_rows,
         ]
     )
-    write_section("publish", text)
-    print(text)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from kernelstacks.distribute.archive_extract import safe_extract
 from kernelstacks.distribute.archives import ArchiveError, ArchiveInfo, write_archive
 
 CLAMP = 1_700_000_000  # the lock time a publish would clamp to
-OLD = 1_600_000_000  # files older than the clamp keep their own mtime
+OLD = 1_600_000_000  # files older than the lock time: their mtime is normalised all the same
 TOP = "framework-scipy@3"
 SITE = "lib/python3.12/site-packages"
 LONG_NAME = f"{SITE}/pkg/" + "very_long_module_name_" * 6 + ".py"  # > 100 bytes: PAX path
@@ -238,7 +238,7 @@ def test_members_are_normalised(layer: Path, tmp_path: Path) -> None:
     assert not any("__pycache__" in n or ".kernelstacks-state" in n for n in names)
     for m in found:
         assert (m.uid, m.gid, m.uname, m.gname) == (0, 0, "", "")
-        assert m.mtime == OLD or m.name == TOP  # older than the clamp: kept
+        assert m.mtime == CLAMP  # every member: the same normalised mtime
         assert set(m.pax_headers) <= {"path"}, m.pax_headers  # no atime/ctime records
         if m.isdir():
             assert m.mode == 0o755, m.name
@@ -260,12 +260,14 @@ def test_members_are_normalised(layer: Path, tmp_path: Path) -> None:
     assert raw[6:8] == b"\x00\x04"  # xz stream flags: CRC64 check
 
 
-def test_mtimes_are_clamped(layer: Path, tmp_path: Path) -> None:
+def test_every_member_gets_the_same_mtime(layer: Path, tmp_path: Path) -> None:
+    """Newer and older files alike: the archive is a function of the content alone."""
     future = CLAMP + 10**6
     os.utime(layer / "bin" / "tool", (future, future))
     found = members(publish(layer, tmp_path / "a.tar.xz").path)
     assert found[f"{TOP}/bin/tool"].mtime == CLAMP
-    assert found[f"{TOP}/bin/private"].mtime == OLD
+    assert found[f"{TOP}/bin/private"].mtime == CLAMP
+    assert {m.mtime for m in found.values()} == {CLAMP}
 
 
 def test_hardlinked_files_are_stored_as_regular_files(layer: Path, tmp_path: Path) -> None:
@@ -385,7 +387,7 @@ def test_round_trip_preserves_content_modes_links(
             assert got.read_bytes() == path.read_bytes()
             exec_bit = path.stat().st_mode & 0o111
             assert stat.S_IMODE(got.stat().st_mode) == (0o755 if exec_bit else 0o644)
-        assert got.lstat().st_mtime == OLD
+        assert got.lstat().st_mtime == CLAMP
     assert (root / "share" / "empty").is_dir() and not any((root / "share" / "empty").iterdir())
     pkg = root / SITE / "pkg"
     assert (pkg / "_native.so").stat().st_ino != (pkg / "_native_alias.so").stat().st_ino

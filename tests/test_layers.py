@@ -576,6 +576,67 @@ def test_extension_loads_library_of_lower_layer(tmp_path: Path) -> None:
     assert run_python(moved / "app", "-I", "-c", code).stdout.strip() == "84"
 
 
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_dynlib_exclude_keeps_a_lower_library_from_being_linked(tmp_path: Path) -> None:
+    """Two packages of a lower layer ship a libkstest.so (1 and 2); the excluded one is never
+    linked, whichever the directory walk meets first; excluding both links neither."""
+    rt = runtime_dir(RUNTIME_PYTHON)
+    fa = build_layer(tmp_path / "stack" / "framework-a", RUNTIME_PYTHON, [rt])
+    sp = site_packages(fa, PY)
+    for package, answer in (("pkga", 1), ("pkgb", 2)):
+        (sp / package / "libs").mkdir(parents=True)
+        source = tmp_path / f"{package}.c"
+        source.write_text(LIB_C.replace("42", str(answer)))
+        target = sp / package / "libs" / "libkstest.so"
+        gcc("-shared", "-fPIC", "-Wl,-soname,libkstest.so", source, "-o", target)
+    code = "import kstestext; print(kstestext.answer())"
+    answers = {}
+    for number, excluded in enumerate((["pkga/**/libkstest.so"], ["pkgb/libs/*"], ["libkstest.*"])):
+        app = build_layer(tmp_path / "stack" / f"app-{number}", RUNTIME_PYTHON, [fa, rt])
+        compile_extension("kstestext", site_packages(app, PY), sp / "pkga" / "libs")
+        patched = link_native_libs(app, [fa, rt], dynlib_exclude={fa: excluded})
+        result = run_python(app, "-c", code, check=False)
+        answers[excluded[0]] = (result.stdout.strip() or "not loaded", len(patched))
+    assert answers == {
+        "pkga/**/libkstest.so": ("2", 1),
+        "pkgb/libs/*": ("1", 1),
+        "libkstest.*": ("not loaded", 0),
+    }
+
+
+DYNLIB_PATTERNS = ["libpng16.*", "PIL/**/libpng16.*", "*", "**", "lib[!a]?.so*", "a/*/c.so"]
+DYNLIB_PATHS = [
+    "/l/site-packages/PIL/.libs/libpng16.so.16",
+    "/l/site-packages/PIL/libpng16.so",
+    "/l/site-packages/other/libpng16.so",
+    "/l/site-packages/other/xlibpng16.so",
+    "/l/site-packages/libab.so.1",
+    "/l/site-packages/liba.so",
+    "/l/site-packages/libxy.so.2",
+    "/l/a/b/c.so",
+    "/l/a/b/x/c.so",
+]
+
+
+@pytest.mark.skipif(local_python("3.13") is None, reason="needs CPython 3.13 (glob.translate)")
+def test_dynlib_exclude_patterns_match_like_venvstacks() -> None:
+    """venvstacks matches ``glob.translate("/" + pattern, recursive=True, include_hidden=True)``
+    against the end of the path; Python 3.13 has glob.translate, so it is the oracle here."""
+    from kernelstacks.build.native_libs import exclusion_pattern
+
+    oracle = (
+        "import glob, json, re, sys; pats, paths = json.loads(sys.argv[1]); print(json.dumps("
+        "[[bool(re.search(glob.translate('/' + p, recursive=True, include_hidden=True), x))"
+        " for x in paths] for p in pats]))"
+    )
+    args = json.dumps([DYNLIB_PATTERNS, DYNLIB_PATHS])
+    proc = subprocess.run(
+        [local_python("3.13"), "-I", "-c", oracle, args], capture_output=True, text=True, check=True
+    )
+    ours = [[bool(exclusion_pattern(p).search(x)) for x in DYNLIB_PATHS] for p in DYNLIB_PATTERNS]
+    assert ours == json.loads(proc.stdout)
+
+
 def test_read_elf_dynamic_ignores_non_elf(tmp_path: Path) -> None:
     (tmp_path / "x.so").write_text("not an ELF file")
     assert read_elf_dynamic(tmp_path / "x.so") is None

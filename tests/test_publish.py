@@ -263,3 +263,44 @@ def test_export_hardlinks_and_runs(stack: Path, tmp_path: Path) -> None:
     assert str(stack.parent / "_build") in cfg  # the build's own files were not rewritten
     assert stat.S_ISLNK((out / "app-tool" / "bin" / "python").lstat().st_mode)
     assert not os.path.isabs(os.readlink(out / "app-tool" / "bin" / "python"))
+
+
+def _events(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip().startswith("{")]
+
+
+def test_zstd_publish_and_parallel_deploy_report_real_progress(stack: Path, tmp_path: Path) -> None:
+    out = tmp_path / "zst"
+    proc = ks("publish", stack, "--output-dir", out, "--format", "tar.zst", "--json")
+    events = _events(proc.stdout)
+    archived = {e["layer"]: e for e in events if e.get("event") == "layer_finished"}
+    assert set(archived) == {name.split("@")[0] for name in LAYERS}
+    assert all("tar.zst" in e["message"] and "iB" in e["message"] for e in archived.values())
+    byte_events = [e for e in events if e.get("event") == "bytes"]
+    assert {e["layer"] for e in byte_events} == set(archived)
+    assert all(e["done"] <= e["total"] for e in byte_events)
+    for name in LAYERS:
+        archive = out / f"{name}.tar.zst"
+        assert archive.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"
+    listing = subprocess.run(
+        ["tar", "--zstd", "-tf", str(out / "app-tool.tar.zst")], capture_output=True, text=True
+    )
+    assert listing.returncode == 0 and "app-tool/bin/python" in listing.stdout, listing.stderr
+
+    target = tmp_path / "deployed"
+    proc = ks("deploy", out, target, "--json")
+    events = _events(proc.stdout)
+    finished = {e["layer"]: e for e in events if e.get("event") == "layer_finished"}
+    assert set(finished) == set(LAYERS)
+    assert all(e["status"] == "deployed" and e["seconds"] > 0 for e in finished.values())
+    unpacked = {e["layer"] for e in events if e.get("event") == "bytes"}
+    assert unpacked == set(LAYERS)
+    assert "tool" in run_app(target, "app-tool", "tool")
+    assert not [p.name for p in target.iterdir() if p.name.startswith(".")]
+
+
+def test_publish_refuses_a_bad_level_before_work(stack: Path, tmp_path: Path) -> None:
+    proc = ks("publish", stack, "--output-dir", tmp_path, "--level", "30", check=False)
+    assert proc.returncode == 1
+    assert "levels are 0-9" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(tmp_path.glob("*.tar.*"))

@@ -22,8 +22,11 @@ from pathlib import Path
 import pytest
 
 from conftest import local_python
+from engine_helpers import ks
+from helpers import write_spec
 from kernelstacks._support.uv import run_uv
 from kernelstacks.build.runtimes import build_runtime
+from kernelstacks.build.state import LAYER_METADATA, read_state
 from kernelstacks.interpreters.discovery import (
     MANAGED_ORIGIN,
     InterpreterChoice,
@@ -194,15 +197,46 @@ def test_choose_exact_version() -> None:
     assert exact.version == found.version
 
 
-def test_choose_exact_version_mismatch_is_an_error() -> None:
+def _missing_patch_release() -> tuple[Path, str, str]:
+    """(python, its X.Y.Z, a 3.12.Z this machine does not have) for the pinned-version tests."""
     python = _require("3.12")
     version = choose_interpreter("cpython@3.12", "local", env=_path_first(python)).version
-    other = f"3.12.{int(version.split('.')[2]) + 57}"
-    with pytest.raises(RuntimeProvisionError, match=f"cpython@{other}") as info:
-        choose_interpreter(f"cpython@{other}", "local", env=_path_first(python))
-    assert f"--python cpython@{other}=" in str(info.value)
-    with pytest.raises(RuntimeProvisionError, match="must match exactly"):
-        choose_interpreter(f"cpython@{other}", "local", overrides={f"cpython@{other}": python})
+    return python, version, f"3.12.{int(version.split('.')[2]) + 57}"
+
+
+def test_exact_pin_missing_here_says_what_differs_and_how_to_use_what_is_here() -> None:
+    python, version, pinned = _missing_patch_release()
+    with pytest.raises(RuntimeProvisionError) as info:
+        choose_interpreter(f"cpython@{pinned}", "local", env=_path_first(python))
+    message = str(info.value)
+    assert f"the patch release differs ({version} instead of {pinned})" in message
+    offered = re.search(rf"--python cpython@{re.escape(pinned)}=(\S+)", message)
+    assert offered is not None, message
+    assert _real_prefix(Path(offered[1])) == _real_prefix(python)
+    assert 'python_implementation = "cpython@3.12"' in message
+    with pytest.raises(RuntimeProvisionError, match="patch release differs"):
+        choose_interpreter(f"cpython@{pinned}", "auto", env=_path_first(python))
+
+
+def test_naming_the_exact_pin_accepts_another_patch_release_with_a_warning() -> None:
+    python, version, pinned = _missing_patch_release()
+    choice = choose_interpreter(
+        f"cpython@{pinned}", "local", overrides={f"cpython@{pinned}": python}
+    )
+    assert (choice.version, choice.requested) == (version, f"cpython@{pinned}")
+    assert choice.warning is not None and pinned in choice.warning and version in choice.warning
+    # an X.Y key does not acknowledge the pin: the error shows the option that does
+    with pytest.raises(RuntimeProvisionError, match=f"--python cpython@{re.escape(pinned)}="):
+        choose_interpreter(f"cpython@{pinned}", "local", overrides={"cpython@3.12": python})
+    # another X.Y never stands in for a pin
+    python311 = _require("3.11")
+    with pytest.raises(RuntimeProvisionError, match=f"but cpython@{re.escape(pinned)} was"):
+        choose_interpreter(f"cpython@{pinned}", "auto", overrides={f"cpython@{pinned}": python311})
+    # a matching interpreter carries no warning
+    exact = choose_interpreter(
+        f"cpython@{version}", "local", overrides={f"cpython@{version}": python}
+    )
+    assert exact.warning is None and exact.requested is None
 
 
 def test_choose_override_path() -> None:
@@ -579,3 +613,44 @@ def test_managed_runtime_from_downloads_json(
     assert probe["libdir"] == os.fspath(moved / "lib")
     (data,) = (dest / meta["stdlib"]).glob("_sysconfigdata_*.py")
     assert os.fspath(install_dir) not in data.read_text()
+
+
+@pytest.mark.slow
+def test_pinned_runtime_builds_offline_from_another_patch_release_when_named(
+    tmp_path: Path,
+) -> None:
+    """The machine has 3.12.Z, the stack pins another 3.12 patch release: the error says how to
+    point at the interpreter; naming it for the pin builds, with the warning printed and recorded
+    in the runtime's venvstacks_layer.json and build state."""
+    python, version, pinned = _missing_patch_release()
+    body = f"""
+    [[runtimes]]
+    name = "cpython-3.12"
+    python_implementation = "cpython@{pinned}"
+    requirements = []
+
+    [[applications]]
+    name = "app"
+    launch_module = "app.py"
+    runtime = "cpython-3.12"
+    requirements = []
+    """
+    spec = write_spec(tmp_path / "stack", body, modules=("app.py",))
+    refused = ks("build", spec, "--lock-if-needed", check=False)
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert f"patch release differs ({version} instead of {pinned})" in said, said
+    assert f"--python cpython@{pinned}=" in said
+
+    built = ks("build", spec, "--lock-if-needed", "--python", f"cpython@{pinned}={python}")
+    said = built.stdout + built.stderr
+    assert re.search(rf"warning: cpython-3\.12: cpython@{re.escape(pinned)} is pinned", said), said
+    runtime = tmp_path / "stack" / "_build" / "cpython-3.12"
+    metadata = json.loads((runtime / LAYER_METADATA).read_text(encoding="utf-8"))
+    recorded = metadata["kernelstacks"]["runtime"]
+    assert metadata["py_version"] == version
+    assert recorded["requested"] == f"cpython@{pinned}"
+    assert len(recorded["warnings"]) == 1 and version in recorded["warnings"][0]
+    assert read_state(runtime)["runtime"]["warnings"] == recorded["warnings"]
+    app_python = tmp_path / "stack" / "_build" / "app-app" / "bin" / "python"
+    assert _probe(app_python)["base_prefix"] == os.fspath(runtime)

@@ -258,13 +258,6 @@ CASES = [
         None,
     ),
     (
-        "at-in-name",
-        BASE_RUNTIME.replace('name = "rt"', 'name = "cpython@3.11"'),
-        ["invalid name 'cpython@3.11'", "'@' separates the lock version"],
-        "name",
-        None,
-    ),
-    (
         "unknown-tool-key",
         BASE_RUNTIME + "[tool.kernelstacks]\nkernal = []\n",
         ["unknown key 'kernal'", "did you mean 'kernels'"],

@@ -47,20 +47,42 @@ POSTINSTALL = "share/venv/metadata/postinstall.py"
 #: Where layers are built unless ``--build-dir`` says otherwise: beside the stack file.
 DEFAULT_BUILD_DIR = "_build"
 
-# -- the stack's lock tree ----------------------------------------------------------------------
+# -- the stack's lock tree (venvstacks 0.8's layout, read and written as it is) -----------------
 
 #: Folder beside the stack file that holds every layer's lock.
 REQUIREMENTS_DIR = "requirements"
+#: Marker venvstacks gives a package that a lower layer provides: never true, so never installed.
+SHARED_PACKAGE_MARKER = "sys_platform == 'from_lower_layer'"
+#: The word that identifies such a marker (it may be combined with the package's own marker).
+SHARED_PACKAGE_TOKEN = "from_lower_layer"
+
+
+def lock_stem(build: str) -> str:
+    """The build name as a pylock file name part: every ``.`` becomes ``_`` (PEP 751 forbids dots).
+
+    ``cpython-3.11`` -> ``cpython-3_11``: venvstacks names ``pylock.cpython-3_11.toml`` so.
+    """
+    return build.replace(".", "_")
 
 
 def lock_file_name(build: str) -> str:
-    """``pylock.<build name>.toml`` inside ``requirements/<build name>/``."""
-    return f"pylock.{build}.toml"
+    """``pylock.<stem>.toml`` inside ``requirements/<build name>/``."""
+    return f"pylock.{lock_stem(build)}.toml"
 
 
 def lock_meta_file_name(build: str) -> str:
-    """``pylock.<build name>.meta.json`` beside the lock file."""
-    return f"pylock.{build}.meta.json"
+    """``pylock.<stem>.meta.json`` beside the lock file."""
+    return f"pylock.{lock_stem(build)}.meta.json"
+
+
+def lock_input_file_name(build: str) -> str:
+    """``requirements-<stem>.in``: the declared requirements, rewritten on every lock run."""
+    return f"requirements-{lock_stem(build)}.in"
+
+
+def package_summary_file_name(build: str) -> str:
+    """``packages-<build name>.txt``: a readable summary, rewritten on every lock run."""
+    return f"packages-{build}.txt"
 
 
 def lock_file_rel(build: str) -> str:
@@ -71,6 +93,21 @@ def lock_file_rel(build: str) -> str:
 def lock_meta_rel(build: str) -> str:
     """A layer's lock metadata, relative to the stack file's folder."""
     return f"{REQUIREMENTS_DIR}/{build}/{lock_meta_file_name(build)}"
+
+
+def is_shared_marker(marker: object) -> bool:
+    """Whether a lock entry's marker says a lower layer provides the package."""
+    return isinstance(marker, str) and SHARED_PACKAGE_TOKEN in marker
+
+
+#: Our own records beside the stack file, where venvstacks never looks (never under
+#: ``requirements/``): what each lock was made from and which lower layer provides what.
+STATE_DIR = ".kernelstacks"
+
+
+def lock_record_rel(build: str) -> str:
+    """kernelstacks' record of a layer's lock, relative to the stack file's folder."""
+    return f"{STATE_DIR}/locks/{build}.json"
 
 
 # -- published and deployed metadata ------------------------------------------------------------

@@ -156,7 +156,11 @@ def _load_toml(path: Path) -> dict[str, Any]:
 
 
 def locked_packages(build_name: str) -> dict[str, str] | None:
-    """name -> version from a layer's pylock file; None when the lock cannot be read."""
+    """name -> version of what a layer's pylock file installs here; None when unreadable.
+
+    Entries a lower layer provides (venvstacks' ``from_lower_layer`` marker) are not the layer's
+    own and are skipped, as are entries whose marker excludes this platform.
+    """
     spec = spec_path()
     if spec is None:
         return None
@@ -167,7 +171,10 @@ def locked_packages(build_name: str) -> dict[str, str] | None:
     return {
         canonical(p["name"]): str(p.get("version", ""))
         for p in data.get("packages", [])
-        if isinstance(p, dict) and "name" in p and marker_applies(p.get("marker"))
+        if isinstance(p, dict)
+        and "name" in p
+        and not contract.is_shared_marker(p.get("marker"))
+        and marker_applies(p.get("marker"))
     }
 
 

@@ -40,6 +40,9 @@ class Reporter:
         with self._lock:
             self.finished += 1
 
+    def bytes(self, layer: str, done: int, total: int) -> None:
+        """Bytes processed for one layer (archiving, unpacking): ``done`` of ``total``."""
+
     def error(self, layer: str | None, message: str) -> None:
         """Something failed."""
 
@@ -56,10 +59,14 @@ class Reporter:
 class JsonReporter(Reporter):
     """One JSON object per line, flushed at once so a reader sees progress live."""
 
+    #: Seconds between two ``bytes`` events of one layer.
+    BYTES_INTERVAL = 0.25
+
     def __init__(self, stream: IO[str] | None = None):
         super().__init__()
         self.stream = stream or sys.stdout
         self.t0 = time.monotonic()
+        self._last_bytes: dict[str, float] = {}
 
     def emit(self, event: str, **fields: Any) -> None:
         """Write one event line."""
@@ -89,6 +96,16 @@ class JsonReporter(Reporter):
             index=self.finished,
             total=self.total,
         )
+
+    def bytes(self, layer: str, done: int, total: int) -> None:
+        """At most a few events per second per layer, and always the last one."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._last_bytes.get(layer, 0.0)
+            if done < total and now - last < self.BYTES_INTERVAL:
+                return
+            self._last_bytes[layer] = now
+        self.emit(contract.EV_BYTES, layer=layer, done=done, total=total)
 
     def error(self, layer: str | None, message: str) -> None:
         self.emit(contract.EV_ERROR, layer=layer, message=message)
@@ -123,7 +140,6 @@ class RichReporter(Reporter):
         from rich.console import Console
         from rich.progress import (
             BarColumn,
-            MofNCompleteColumn,
             Progress,
             SpinnerColumn,
             TextColumn,
@@ -135,7 +151,7 @@ class RichReporter(Reporter):
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            _amount_column(),
             TimeElapsedColumn(),
             console=self.console,
             transient=True,
@@ -157,6 +173,12 @@ class RichReporter(Reporter):
             task = self.tasks.get(layer)
             if task is not None:
                 self.progress.update(task, description=f"  {layer}: {message}")
+
+    def bytes(self, layer: str, done: int, total: int) -> None:
+        with self._lock:
+            task = self.tasks.get(layer)
+            if task is not None:
+                self.progress.update(task, completed=done, total=total, unit="bytes")
 
     def layer_finished(self, layer: str, status: str, seconds: float, message: str = "") -> None:
         super().layer_finished(layer, status, seconds, message)
@@ -183,3 +205,22 @@ class RichReporter(Reporter):
 
     def close(self) -> None:
         self.progress.stop()
+
+
+def _amount_column() -> Any:
+    """A rich column: ``3/8`` layers, or ``12.3 MiB/45.6 MiB 20.1 MiB/s`` for byte counts."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    from kernelstacks._support.units import human_bytes
+
+    class AmountColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            if task.total is None:
+                return Text("")
+            if task.fields.get("unit") == "bytes":
+                speed = f" {human_bytes(task.speed)}/s" if task.speed else ""
+                return Text(f"{human_bytes(task.completed)}/{human_bytes(task.total)}{speed}")
+            return Text(f"{int(task.completed)}/{int(task.total)}")
+
+    return AmountColumn()

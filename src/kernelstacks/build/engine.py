@@ -51,6 +51,7 @@ from kernelstacks.build.state import (
 )
 from kernelstacks.build.venv import create_layer_venv, site_packages
 from kernelstacks.interpreters.discovery import choose_interpreter
+from kernelstacks.lock.indexes import install_index_env
 from kernelstacks.lock.metadata import lock_path, lock_status
 from kernelstacks.spec.fields import Kind
 from kernelstacks.spec.model import LayerSpec, StackSpec
@@ -192,12 +193,16 @@ def _build_runtime(
         dict(os.environ),
     )
     reporter.note(f"{name}: {choice.source} runtime {choice.version} ({choice.origin})")
+    warnings = [choice.warning] if choice.warning else []
+    for warning in warnings:
+        reporter.note(f"warning: {name}: {warning}")
     reporter.step(name, f"copying {choice.source} CPython {choice.version}")
     info = build_runtime(choice, built, log=lambda msg: reporter.step(name, msg))
+    info = {**info, "requested": layer.python_implementation, "warnings": warnings}
     python = runtime_python(built)
     if layer.requirements:
         reporter.step(name, "installing runtime requirements")
-        install_lock(python, lock_path(spec, layer))
+        install_lock(python, lock_path(spec, layer), index_env=install_index_env(spec))
         fix_script_shebangs(built)
     py_version = str(info.get("version", choice.version))
     write_layer_metadata(
@@ -209,7 +214,7 @@ def _build_runtime(
         pylib_dirs=[],
         dynlib_dirs=[],
         launch_module=None,
-        extra={"kernelstacks": {"kind": "runtime", "runtime": info}},
+        extra={"kernelstacks": {"kind": "runtime", "layer": name, "runtime": info}},
     )
     return {"runtime": {**info, "version": py_version}}
 
@@ -233,12 +238,13 @@ def _build_venv_layer(
     write_chain(built, layer.py_minor, lowers, final_dir=final)
     python = built / "bin" / "python"
     reporter.step(name, "installing packages")
-    install_lock(python, lock_path(spec, layer))
+    install_lock(python, lock_path(spec, layer), index_env=install_index_env(spec))
     if layer.kind is Kind.APPLICATION:
         reporter.step(name, "adding launch modules")
         _copy_modules(layer, site_packages(built, layer.py_minor))
     reporter.step(name, "linking native libraries")
-    patched = link_native_libs(built, lowers)
+    excluded = {options.build_dir / n: spec.layers[n].dynlib_exclude for n in layer.lower}
+    patched = link_native_libs(built, lowers, dynlib_exclude=excluded)
     reporter.step(name, "compiling bytecode")
     compile_layer(built, python)
     fix_script_shebangs(built)

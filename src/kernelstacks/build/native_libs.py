@@ -4,13 +4,21 @@ A C extension in an application layer that needs a shared library shipped in a f
 (``torch/lib``, ``nvidia/*/lib``, auditwheel's ``*.libs``) gets an extra ``$ORIGIN``-relative
 search-path entry pointing at it, so the kernel and every other process load it without a
 wrapper setting ``LD_LIBRARY_PATH``.
+
+A layer's ``dynlib_exclude`` glob patterns keep its own matching libraries from being link
+targets, as in venvstacks: each pattern is matched against the *end* of the library's path
+(``"libpng16.*"`` matches that file name anywhere, ``"PIL/**/libpng16.*"`` only below a ``PIL``
+folder, ``"*"`` matches every file), with ``*``/``?``/``[...]`` inside one path segment and
+``**`` across any number of segments (venvstacks' ``glob.translate(recursive=True,
+include_hidden=True)`` on ``"/" + pattern``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from kernelstacks.build.elf import (
@@ -22,11 +30,15 @@ from kernelstacks.build.elf import (
 )
 from kernelstacks.build.venv import real_path
 
-__all__ = ["link_native_libs"]
+__all__ = ["exclusion_pattern", "link_native_libs"]
 
 
 def link_native_libs(
-    layer_dir: Path, lower_layers: list[Path], *, final_dir: Path | None = None
+    layer_dir: Path,
+    lower_layers: list[Path],
+    *,
+    final_dir: Path | None = None,
+    dynlib_exclude: Mapping[Path, Sequence[str]] | None = None,
 ) -> list[str]:
     """Let the layer's ELF files load shared libraries that lower layers ship; return the patched.
 
@@ -41,12 +53,15 @@ def link_native_libs(
     Limits: libraries are matched by file name (the soname, as auditwheel and the CUDA wheels name
     them); only lower layers' site-packages are searched; a RUNPATH applies to the file's own
     NEEDED entries, so a library loaded later with ``dlopen`` by name is not covered.
+
+    ``dynlib_exclude`` maps a lower layer's directory to that layer's ``dynlib_exclude`` patterns:
+    its libraries matching one are never linked to (a same-named library elsewhere may be).
     """
     if not sys.platform.startswith("linux"):
         return []
     layer_dir = Path(layer_dir)
     final = Path(final_dir) if final_dir is not None else layer_dir
-    provided = _index_lower_libs(lower_layers)
+    provided = _index_lower_libs(lower_layers, dynlib_exclude or {})
     own = {path.name for path in _layer_files(layer_dir) if ".so" in path.name}
     patched = []
     for path in _elf_candidates(layer_dir):
@@ -79,15 +94,79 @@ def _missing_lib_dirs(
     return dirs
 
 
-def _index_lower_libs(lower_layers: list[Path]) -> dict[str, Path]:
-    """Map shared-library file names to the (real) dir of the first lower layer that ships them."""
+def _index_lower_libs(
+    lower_layers: list[Path], dynlib_exclude: Mapping[Path, Sequence[str]]
+) -> dict[str, Path]:
+    """Map shared-library file names to the (real) dir of the first lower layer that ships them.
+
+    A layer's libraries matching its ``dynlib_exclude`` patterns are not offered.
+    """
     provided: dict[str, Path] = {}
     for layer in lower_layers:
+        excluded = [exclusion_pattern(p) for p in dynlib_exclude.get(Path(layer), ())]
         for sp in sorted(Path(layer).glob("lib/python*/site-packages")):
             for path in _walk_files(sp, follow_file_links=True):
-                if ".so" in path.name and path.name not in provided:
-                    provided[path.name] = real_path(path.parent)
+                if ".so" not in path.name or path.name in provided:
+                    continue
+                if any(pattern.search(path.as_posix()) for pattern in excluded):
+                    continue
+                provided[path.name] = real_path(path.parent)
     return provided
+
+
+def exclusion_pattern(pattern: str) -> re.Pattern[str]:
+    """A ``dynlib_exclude`` glob as a regex that matches the end of a POSIX path."""
+    parts = f"/{pattern}".split("/")
+    last = len(parts) - 1
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if part == "**":
+            if i == last:
+                out.append("(?:[^/]+/)*(?:[^/]+)?")
+            elif parts[i + 1] != "**":
+                out.append("(?:[^/]+/)*")
+        elif part == "*":
+            out.append("[^/]+/" if i < last else "[^/]+")
+        else:
+            out.append(_segment_regex(part))
+            if i < last:
+                out.append("/")
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def _segment_regex(segment: str) -> str:
+    """fnmatch rules within one path segment: ``*``, ``?`` and ``[...]`` never match ``/``."""
+    out: list[str] = []
+    i = 0
+    while i < len(segment):
+        char = segment[i]
+        i += 1
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[" and (end := _class_end(segment, i)) is not None:
+            out.append(_class_regex(segment[i:end]))
+            i = end + 1
+        else:
+            out.append(re.escape(char))
+    return "".join(out)
+
+
+def _class_end(segment: str, start: int) -> int | None:
+    """Index of the ``]`` closing a ``[...]`` that starts at ``start`` (a leading ``]`` or
+    ``!]`` is part of the set, as in fnmatch), or None when it is not closed."""
+    j = start + (segment[start : start + 1] == "!")
+    j += segment[j : j + 1] == "]"
+    end = segment.find("]", j)
+    return end if end >= 0 else None
+
+
+def _class_regex(body: str) -> str:
+    """A ``[...]`` set as a regex set; ``[!...]`` negates and never matches ``/`` either."""
+    negate = body.startswith("!")
+    chars = "".join("\\" + c if c in "\\^[" else c for c in body[negate:])
+    return f"[^/{chars}]" if negate else f"[{chars}]"
 
 
 def _layer_files(layer_dir: Path) -> Iterator[Path]:

@@ -47,6 +47,13 @@ def _build_dir(stack: StackSpec, build_dir: Path | None) -> Path:
     return Path(build_dir).absolute() if build_dir else default_build_dir(stack)
 
 
+def _check_format(value: str) -> str:
+    """``--format`` takes one of the archive formats (a usage error names them otherwise)."""
+    if value not in ("tar.xz", "tar.zst"):
+        raise typer.BadParameter(f"{value!r} is not tar.xz or tar.zst")
+    return value
+
+
 def publish(
     spec: SpecArg,
     output_dir: OutputOpt = None,
@@ -56,9 +63,27 @@ def publish(
     include: IncludeOpt = None,
     build_dir: BuildDirOpt = None,
     jobs: JobsOpt = 2,
+    archive_type: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="tar.xz|tar.zst",
+            callback=_check_format,
+            help="tar.xz (venvstacks' format) or tar.zst (several times faster to write and "
+            "unpack, archives about 20% bigger; deployable by kernelstacks and standard tools).",
+        ),
+    ] = "tar.xz",
+    level: Annotated[
+        int | None,
+        typer.Option(
+            "--level",
+            metavar="N",
+            help="Compression level: xz 0-9, zstd 1-22 (default 6 for both).",
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """One reproducible .tar.xz per built layer plus venvstacks-compatible metadata."""
+    """One reproducible archive per built layer plus venvstacks-compatible metadata."""
     from kernelstacks.distribute.publish import publish_stack
 
     stack = load_stack(spec, json_output)
@@ -71,6 +96,8 @@ def publish(
             out,
             tag_outputs=tag_outputs,
             jobs=jobs,
+            archive_type=archive_type,
+            level=level,
             reporter=reporter,
         )
     if not json_output:

@@ -50,7 +50,9 @@ PythonOpt = Annotated[
         "--python",
         metavar="IMPL=PATH",
         help="Use this interpreter for a runtime: IMPLEMENTATION=PATH, e.g. "
-        "cpython@3.12=/usr/bin/python3.12. Repeatable.",
+        "cpython@3.12=/usr/bin/python3.12 (any runtime asking for 3.12 or a 3.12.Z it matches). "
+        "Naming an exact pin, cpython@3.12.9=PATH, also accepts another 3.12 patch release at "
+        "PATH, with a warning recorded in the runtime's metadata. Repeatable.",
     ),
 ]
 OutputOpt = Annotated[

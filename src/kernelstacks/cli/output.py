@@ -93,14 +93,23 @@ def reporting(as_json: bool) -> Iterator[Any]:
 
 
 def load_stack(spec_path: Path, as_json: bool) -> StackSpec:
-    """Load and validate a stack file, or report every problem and exit (2 for spec errors)."""
+    """Load and validate a stack file, or report every problem and exit (2 for spec errors).
+
+    The stack's warnings (what venvstacks also warns about) go to stderr, except with ``--json``.
+    """
     from kernelstacks.spec import load_spec
 
     try:
-        return load_spec(spec_path)
+        stack = load_spec(spec_path)
     except KernelstacksError as exc:
         report_error(exc, as_json)
         raise typer.Exit(2 if isinstance(exc, SpecError) else 1) from None
+    if not as_json:
+        from rich.markup import escape
+
+        for warning in stack.warnings:
+            console(stderr=True).print(f"[yellow]warning:[/] {escape(warning)}")
+    return stack
 
 
 def scope_of(user: bool, sys_prefix: bool, prefix: Path | None) -> tuple[str, Path | None]:

@@ -48,7 +48,8 @@ def stack_record(spec: StackSpec, layers: list[LayerSpec]) -> dict[str, Any]:
 
 def _lock_badge(status: LockStatus) -> str:
     if status.state == "valid":
-        return "[green]locked[/]"
+        note = f" [dim]({status.note.partition(' (')[0]})[/]" if status.note else ""
+        return f"[green]locked[/]{note}"
     if status.state == "missing":
         return "[yellow]not locked[/]"
     return f"[red]lock {status.state}[/]"

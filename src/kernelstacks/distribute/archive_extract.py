@@ -1,8 +1,22 @@
-"""Unpack a layer archive safely: verify everything first, write only into a staging directory.
+"""Unpack a layer archive safely, in one streaming pass, only into a staging directory.
 
-Order of work: sha256 (when given), every header and the xz check, every member's name, type and
-link (:mod:`kernelstacks.distribute.archive_members`), and only then writing. Nothing is written
-outside the staging directory; on any failure it is left empty again.
+Order of work:
+
+1. the sha256 of the archive file, when the caller knows it (cheap: no decompression);
+2. one pass over the decompressed stream (``.tar.xz`` or ``.tar.zst``, told by its magic
+   number): every member is checked as it comes (plain relative name, one top directory, no
+   duplicates, only files/dirs/links, hardlinks to earlier files, real directories as parents)
+   and written into the staging directory — regular files with ``O_EXCL|O_NOFOLLOW``;
+   **symlinks are only recorded**, so while writing no link exists through which a write could
+   leave the staging directory;
+3. the compressor's own integrity check at the end of the stream, then the full member table
+   through :func:`~kernelstacks.distribute.archive_members.check_members` (symlinks that would
+   leave the deployment, parents that are links), and only then the symlinks are created and
+   directory modes applied.
+
+Nothing is written outside the staging directory; on any failure it is left empty again. No code
+from the archive runs here. One decompression pass (instead of a checking pass and a writing
+pass) halves the CPU a deploy spends on decompression.
 """
 
 from __future__ import annotations
@@ -12,15 +26,30 @@ import hashlib
 import lzma
 import os
 import shutil
+import stat
 import tarfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from kernelstacks._support.swap import remove_tree
-from kernelstacks.distribute.archive_members import ArchiveError, check_members
+from kernelstacks.distribute.archive_members import (
+    ArchiveError,
+    check_ancestors,
+    check_hardlink,
+    check_members,
+    check_name,
+    check_top,
+    check_type,
+)
+from kernelstacks.distribute.compression import sniff_format
 
 _CHUNK = 1 << 20
+_STREAM_ERRORS = (tarfile.TarError, lzma.LZMAError, EOFError, OSError, ValueError)
+
+Place = Callable[[str], Path]
+Progress = Callable[[int, int], None]
 
 
 def _check_staging(archive: Path, staging: Path) -> None:
@@ -41,48 +70,29 @@ def _verify_sha256(archive: Path, f: BinaryIO, expected: str) -> None:
     f.seek(0)
 
 
-@contextlib.contextmanager
-def _read_members(
-    archive: Path, f: BinaryIO
-) -> Iterator[tuple[tarfile.TarFile, list[tarfile.TarInfo]]]:
-    """Open the tar stream and read every header, then the stream's end (its xz check)."""
-    errors = (tarfile.TarError, lzma.LZMAError, EOFError, OSError)
-    try:
-        tar = tarfile.open(  # noqa: SIM115 - closed by the with below
-            fileobj=f, mode="r:xz", encoding="utf-8", errors="surrogateescape"
-        )
-    except errors as e:
-        raise ArchiveError(archive, f"not a readable .tar.xz archive: {e}") from e
-    with tar:
-        try:
-            members = tar.getmembers()
-            assert tar.fileobj is not None
-            while tar.fileobj.read(_CHUNK):
-                pass
-        except errors as e:
-            raise ArchiveError(archive, f"corrupt archive: {e}") from e
-        yield tar, members
+class _Counting:
+    """Read-through wrapper reporting compressed bytes read (deploy progress per layer)."""
 
+    def __init__(self, raw: BinaryIO, total: int, on_progress: Progress | None) -> None:
+        self._raw = raw
+        self._total = total
+        self._done = 0
+        self._on_progress = on_progress
 
-def _mtime_ns(info: tarfile.TarInfo) -> tuple[int, int]:
-    """(atime, mtime) in ns from the archive, so deployed files keep their published times."""
-    ns = int(info.mtime * 1_000_000_000)
-    return ns, ns
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._done += len(data)
+        if self._on_progress is not None and data:
+            self._on_progress(self._done, self._total)
+        return data
 
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
-def _extract_file(tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path) -> None:
-    """Stream one regular file; O_EXCL|O_NOFOLLOW so nothing pre-existing is ever written."""
-    src = tar.extractfile(info)
-    assert src is not None
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    with src, open(os.open(path, flags, 0o600), "wb") as out:
-        shutil.copyfileobj(src, out, _CHUNK)
-        out.flush()
-        os.fchmod(out.fileno(), info.mode & 0o777)  # no setuid/setgid/sticky from an archive
-        os.utime(out.fileno(), ns=_mtime_ns(info))
-
-
-Place = Callable[[str], Path]
+    def readable(self) -> bool:
+        return True
 
 
 def _placer(staging: Path, strip_top: bool) -> Place:
@@ -97,44 +107,111 @@ def _placer(staging: Path, strip_top: bool) -> Place:
     return place
 
 
-def _extract_member(tar: tarfile.TarFile, info: tarfile.TarInfo, place: Place) -> None:
-    """Create one validated member (directory modes are applied later)."""
-    path = place(info.name)
-    if info.isdir():
-        path.mkdir(parents=True, exist_ok=True)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if info.isreg():
-        _extract_file(tar, info, path)
-    elif info.issym():
-        os.symlink(info.linkname, path)
-        os.utime(path, ns=_mtime_ns(info), follow_symlinks=False)
-    else:
-        os.link(place(info.linkname), path, follow_symlinks=False)
+def _mtime_ns(info: tarfile.TarInfo) -> tuple[int, int]:
+    """(atime, mtime) in ns from the archive, so deployed files keep their published times."""
+    ns = int(info.mtime * 1_000_000_000)
+    return ns, ns
 
 
-def _finish_directories(place: Place, directories: list[tarfile.TarInfo]) -> None:
-    """Modes and mtimes of directories last, deepest first: writing into them changed mtimes,
-    and a read-only directory must not be applied before its contents exist."""
-    for info in sorted(directories, key=lambda d: d.name.count("/"), reverse=True):
-        path = place(info.name)
-        os.chmod(path, info.mode & 0o777)
-        os.utime(path, ns=_mtime_ns(info))
+@dataclass
+class _Pass:
+    """State of the streaming pass: members seen, links and directories still to finish."""
+
+    archive: Path
+    expected_top: str | None
+    place: Place
+    members: list[tarfile.TarInfo] = field(default_factory=list)
+    by_name: dict[str, tarfile.TarInfo] = field(default_factory=dict)
+    top: str | None = None
+    symlinks: list[tarfile.TarInfo] = field(default_factory=list)
+
+    def check(self, info: tarfile.TarInfo) -> None:
+        """The rules that can be judged with the members seen so far."""
+        check_name(self.archive, info.name, info.name)
+        self.top = check_top(self.archive, info, self.top, self.expected_top)
+        if info.name in self.by_name:
+            raise ArchiveError(self.archive, "appears twice in the archive", info.name)
+        check_type(self.archive, info)
+        if info.islnk():
+            check_hardlink(self.archive, info, self.by_name)
+        check_ancestors(self.archive, info, self.by_name)
+        self.by_name[info.name] = info
+        self.members.append(info)
+
+    def write(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+        """Create one checked member; symlinks wait until the whole table is checked."""
+        path = self.place(info.name)
+        if info.isdir():
+            path.mkdir(parents=True, exist_ok=True)
+            return
+        if info.issym():
+            self.symlinks.append(info)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if info.isreg():
+            _extract_file(tar, info, path)
+        else:
+            os.link(self.place(info.linkname), path, follow_symlinks=False)
+
+    def finish(self, dest_root: Path) -> str:
+        """Full-table checks, then the recorded symlinks, then directory modes."""
+        top = check_members(self.archive, self.members, self.expected_top, dest_root)
+        for info in self.symlinks:
+            path = self.place(info.name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(info.linkname, path)
+            os.utime(path, ns=_mtime_ns(info), follow_symlinks=False)
+        directories = [m for m in self.members if m.isdir()]
+        for info in sorted(directories, key=lambda d: d.name.count("/"), reverse=True):
+            path = self.place(info.name)
+            os.chmod(path, info.mode & 0o777)
+            os.utime(path, ns=_mtime_ns(info))
+        return top
 
 
-def _extract_all(
-    archive: Path, tar: tarfile.TarFile, members: list[tarfile.TarInfo], place: Place
-) -> None:
-    """Extract validated members in archive order; any failure names the member at fault."""
+def _extract_file(tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path) -> None:
+    """Stream one regular file; O_EXCL|O_NOFOLLOW so nothing pre-existing is ever written."""
+    src = tar.extractfile(info)
+    assert src is not None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with src, open(os.open(path, flags, 0o600), "wb") as out:
+        shutil.copyfileobj(src, out, _CHUNK)
+        out.flush()
+        os.fchmod(out.fileno(), info.mode & 0o777)  # no setuid/setgid/sticky from an archive
+        os.utime(out.fileno(), ns=_mtime_ns(info))
+
+
+def _decompressed(archive: Path, f: BinaryIO, on_progress: Progress | None) -> IO[bytes]:
+    """The decompressed stream of ``f``, in the format its first bytes say."""
+    fmt = sniff_format(f.read(8))
+    f.seek(0)
+    if fmt is None:
+        raise ArchiveError(archive, "not a .tar.xz or .tar.zst archive (unknown file header)")
+    size = os.fstat(f.fileno()).st_size
+    return fmt.reader(_Counting(f, size, on_progress))  # type: ignore[arg-type]
+
+
+def _stream_pass(archive: Path, stream: IO[bytes], state: _Pass) -> None:
+    """Check and write every member in archive order, then read the stream to its end."""
     current: str | None = None
     try:
-        for info in members:
-            current = info.name
-            _extract_member(tar, info, place)
-        current = None
-        _finish_directories(place, [m for m in members if m.isdir()])
-    except (OSError, tarfile.TarError, lzma.LZMAError, EOFError) as e:
-        raise ArchiveError(archive, f"cannot extract: {e}", current) from e
+        with tarfile.open(
+            fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape"
+        ) as tar:
+            for info in tar:
+                current = info.name
+                state.check(info)
+                state.write(tar, info)
+            current = None
+        while stream.read(_CHUNK):  # the compressor's integrity check sits at the very end
+            pass
+    except ArchiveError:
+        raise
+    except _STREAM_ERRORS as e:
+        what = "cannot extract" if current else "corrupt archive"
+        raise ArchiveError(archive, f"{what}: {e}", current) from e
+    if not state.members:
+        raise ArchiveError(archive, "the archive is empty")
 
 
 @contextlib.contextmanager
@@ -156,41 +233,39 @@ def safe_extract(
     expected_sha256: str | None = None,
     expected_top: str | None = None,
     strip_top: bool = False,
+    on_progress: Progress | None = None,
 ) -> Path:
-    """Check ``archive`` completely, unpack it into ``staging`` and return ``staging/<top>``.
+    """Check and unpack ``archive`` into ``staging``; return ``staging/<top>``.
 
     With ``strip_top`` the top-level directory's contents land in ``staging`` itself (which is
     returned): a deployment prepares each layer in a staging directory beside its final place.
-
-    ``dest_root`` is the deployment directory the layer will be moved into (by the caller,
-    from ``staging``, an empty directory beside it); symlinks may point anywhere inside it,
-    including sibling layers, but never out of it.  Order of work: sha256 (when given), every
-    header and the xz check, every member's name/type/link, and only then writing.  Nothing is
-    written outside ``staging``; on any failure ``staging`` is left empty again.  Modes are
-    kept without setuid/setgid/sticky bits, owners are not changed (the deploying user owns the
-    files), mtimes come from the archive.  Extraction decompresses the archive twice (check,
-    then write) rather than writing anything unchecked.
+    ``dest_root`` is the deployment directory the layer will be moved into; symlinks may point
+    anywhere inside it, including sibling layers, but never out of it. Modes are kept without
+    setuid/setgid/sticky bits, owners are not changed (the deploying user owns the files),
+    mtimes come from the archive. ``on_progress(done, total)`` reports compressed bytes read.
+    See the module docstring for the order of checks.
     """
     archive, dest_root, staging = Path(archive), Path(dest_root), Path(staging)
     _check_staging(archive, staging)
+    before = os.stat(staging)
+    state = _Pass(archive, expected_top, _placer(staging, strip_top))
     with _opened(archive) as f:
         if expected_sha256 is not None:
             _verify_sha256(archive, f, expected_sha256)
-        with _read_members(archive, f) as (tar, members):
-            top = check_members(archive, members, expected_top, dest_root)
-            try:
-                _extract_all(archive, tar, members, _placer(staging, strip_top))
-            except BaseException:
-                _empty(staging, top, strip_top)
-                raise
+        try:
+            _stream_pass(archive, _decompressed(archive, f, on_progress), state)
+            top = state.finish(dest_root)
+        except BaseException:
+            _empty(staging, before)
+            raise
     return staging if strip_top else staging / top
 
 
-def _empty(staging: Path, top: str, strip_top: bool) -> None:
-    """Leave ``staging`` empty again after a failed extraction."""
-    if not strip_top:
-        remove_tree(staging / top)
-        return
-    os.chmod(staging, 0o700)
+def _empty(staging: Path, before: os.stat_result) -> None:
+    """Leave ``staging`` as it was (empty, same mode and times) after a failed extraction."""
+    with contextlib.suppress(OSError):
+        os.chmod(staging, 0o700)
     for child in list(staging.iterdir()):
         remove_tree(child)
+    os.chmod(staging, stat.S_IMODE(before.st_mode))
+    os.utime(staging, ns=(before.st_atime_ns, before.st_mtime_ns))

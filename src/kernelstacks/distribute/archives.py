@@ -1,4 +1,4 @@
-"""Layer archives: reproducible ``.tar.xz`` files for ``publish`` (extraction: ``archive_extract``).
+"""Layer archives: reproducible ``.tar.xz``/``.tar.zst`` files for ``publish``.
 
 ``publish`` turns a built layer directory into one archive per layer; ``deploy`` unpacks those
 archives on another machine of the same platform.  Two properties matter and shape this module:
@@ -6,18 +6,16 @@ archives on another machine of the same platform.  Two properties matter and sha
 * **Reproducible output.**  Publishing the same layer twice must give byte-identical archives,
   whoever runs it, from wherever, with whatever umask, and even after the layer's files were
   touched.  So nothing of the machine leaks into the archive: members are in a fixed order,
-  owners are ``0``/``""``, modes are normalised, mtimes are clamped to ``clamp_mtime``, no PAX
-  record carries atime/ctime, and the xz container has a fixed preset and check (xz has no
-  file name or timestamp field, unlike gzip).  Byte identity holds for the same CPython
-  ``tarfile`` and liblzma versions; other versions may compress differently.  A file *older*
-  than ``clamp_mtime`` keeps its own mtime, so identical bytes on another machine also need
-  its files to be at least that new (freshly built files are; files hard-linked from an older
-  uv cache keep the cache's time).
-* **Safe extraction.**  An archive is checked completely (sha256 first, then every member)
-  before anything is written, and written only into a caller-made staging directory, so a bad
-  archive can never touch the deployment.  Layers legitimately link to *sibling* layers
-  (``bin/python -> ../../cpython-3.12/bin/python3``), so links may leave the layer but never
-  the deployment directory.
+  owners are ``0``/``""``, modes are normalised, every member gets the same mtime
+  (``mtime``: the layer's lock time), no PAX record carries atime/ctime, and the compressed
+  container has a fixed level and check (xz and zstd have no file name or timestamp field,
+  unlike gzip).  Compression runs in independent chunks on every core
+  (:mod:`~kernelstacks.distribute.parallel_compress`); the bytes do not depend on the number of
+  workers.  Byte identity holds for the same CPython ``tarfile`` and compression library
+  versions; other versions may compress differently.
+* **Safe extraction** (:mod:`~kernelstacks.distribute.archive_extract`) applies the member rules
+  of :mod:`~kernelstacks.distribute.archive_members`, which the writer checks too, so an archive
+  that deploy would refuse fails at publish time instead.
 
 Hardlinks: files that share an inode in the layer (uv hard-links from its cache) are stored as
 separate regular members.  Whether two paths share an inode depends on uv's link mode, on where
@@ -35,22 +33,21 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import lzma
 import os
 import stat
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from kernelstacks.distribute.archive_members import ArchiveError, check_members, check_name
+from kernelstacks.distribute.compression import CHUNK_SIZE, ArchiveFormat, archive_format
+from kernelstacks.distribute.parallel_compress import ParallelCompressor, Progress
 
-__all__ = ["XZ_CHECK", "ArchiveError", "ArchiveInfo", "write_archive"]
-
-#: The xz integrity check written into every archive (fixed, so the container bytes are too).
-XZ_CHECK = lzma.CHECK_CRC64
+__all__ = ["ArchiveError", "ArchiveInfo", "write_archive"]
 
 
 _CHUNK = 1 << 20  # big reads/writes: fewer Python-level calls, and lzma/hashlib drop the GIL
@@ -113,11 +110,6 @@ def _member(
     return info
 
 
-def _clamp(mtime: float, clamp_mtime: int) -> int:
-    """Whole seconds, never after ``clamp_mtime``: rebuilt or touched files hash the same."""
-    return max(0, min(int(mtime), clamp_mtime))
-
-
 def _walk(
     directory: str, rel: str, exclude: Callable[[str], bool] | None
 ) -> Iterator[tuple[str, str, os.stat_result]]:
@@ -149,7 +141,7 @@ def _entry(
     symlinks: Callable[[str, str], str] | None,
 ) -> _Entry:
     """The normalised member for one file of the layer (modes: 755/644 files, 755 dirs)."""
-    mtime = _clamp(st.st_mtime, clamp_mtime)
+    mtime = clamp_mtime
     if rel in replace and not stat.S_ISREG(st.st_mode):
         raise ArchiveError(archive, "'replace' names it but it is not a regular file", name)
     if stat.S_ISDIR(st.st_mode):
@@ -180,7 +172,7 @@ def _collect(
     exclude: Callable[[str], bool] | None,
 ) -> list[_Entry]:
     """Every member in archive order, headers complete, so they can be checked before writing."""
-    root_mtime = _clamp(os.stat(source).st_mtime, clamp_mtime)
+    root_mtime = clamp_mtime
     entries = [_Entry(_member(top, tarfile.DIRTYPE, _DIR_MODE, root_mtime))]
     unused = set(replace)
     for rel, path, st in _walk(str(source), "", exclude):
@@ -224,7 +216,18 @@ def _add(archive: Path, tar: tarfile.TarFile, entry: _Entry) -> None:
         raise ArchiveError(archive, f"cannot archive: {e}", entry.info.name) from e
 
 
-def _write_atomically(archive: Path, entries: list[_Entry], preset: int) -> ArchiveInfo:
+@dataclass
+class _Compression:
+    """How the tar stream is compressed: format, level, the shared pool and progress reports."""
+
+    fmt: ArchiveFormat
+    level: int
+    pool: Executor
+    on_progress: Progress | None = None
+    chunk_size: int = CHUNK_SIZE
+
+
+def _write_atomically(archive: Path, entries: list[_Entry], how: _Compression) -> ArchiveInfo:
     """Write to a temporary file beside ``archive`` and rename: readers never see half of it."""
     archive.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=archive.parent, prefix=f".{archive.name}.", suffix=".part")
@@ -232,25 +235,21 @@ def _write_atomically(archive: Path, entries: list[_Entry], preset: int) -> Arch
         with open(fd, "wb") as raw:
             os.fchmod(raw.fileno(), _ARCHIVE_MODE)
             sink = _HashingSink(raw)
-            with (
-                lzma.LZMAFile(
-                    sink,  # type: ignore[arg-type]
-                    "wb",
-                    format=lzma.FORMAT_XZ,
-                    check=XZ_CHECK,
-                    preset=preset,
-                ) as xz,
-                tarfile.TarFile(
-                    fileobj=xz,
-                    mode="w",
-                    format=tarfile.PAX_FORMAT,
-                    encoding="utf-8",
-                    errors="surrogateescape",
-                    copybufsize=_CHUNK,
-                ) as tar,
-            ):
-                for entry in entries:
-                    _add(archive, tar, entry)
+            workers = getattr(how.pool, "_max_workers", 2)
+            stream = ParallelCompressor(
+                sink,  # type: ignore[arg-type]
+                how.fmt,
+                how.level,
+                how.pool,
+                chunk_size=how.chunk_size,
+                max_pending=2 * workers,
+                on_progress=how.on_progress,
+            )
+            try:
+                _write_tar(archive, stream, entries)
+            except BaseException:
+                stream.abort()
+                raise
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, archive)
@@ -265,15 +264,39 @@ def _write_atomically(archive: Path, entries: list[_Entry], preset: int) -> Arch
     return ArchiveInfo(path=archive, size=sink.size, sha256=sink.hexdigest())
 
 
-def _check_write_args(source: Path, archive: Path, top: str, clamp_mtime: int, preset: int) -> None:
+def _write_tar(archive: Path, stream: ParallelCompressor, entries: list[_Entry]) -> None:
+    """The tar stream of ``entries`` into the compressor (which writes the archive)."""
+    with tarfile.TarFile(
+        fileobj=stream,  # type: ignore[arg-type]
+        mode="w",
+        format=tarfile.PAX_FORMAT,
+        encoding="utf-8",
+        errors="surrogateescape",
+        copybufsize=_CHUNK,
+    ) as tar:
+        for entry in entries:
+            _add(archive, tar, entry)
+    stream.close()
+
+
+def tar_size(entries_sizes: list[int]) -> int:
+    """About how many tar bytes members of these sizes make (for progress totals)."""
+    return sum(512 + -(-size // 512) * 512 for size in entries_sizes) + 1024
+
+
+def _check_write_args(
+    source: Path, archive: Path, top: str, clamp_mtime: int, fmt: ArchiveFormat, level: int
+) -> None:
     """Catch caller mistakes up front, before minutes of compression are spent."""
     check_name(archive, top, top, "top directory name")
     if "/" in top:
         raise ArchiveError(archive, "the top directory must be a single path component", top)
     if not isinstance(clamp_mtime, int) or clamp_mtime < 0:
         raise ValueError(f"clamp_mtime must be a non-negative int, not {clamp_mtime!r}")
-    if not 0 <= (preset & ~lzma.PRESET_EXTREME) <= 9:
-        raise ValueError(f"xz preset must be 0-9 (optionally | lzma.PRESET_EXTREME): {preset}")
+    if level not in fmt.levels:
+        raise ValueError(
+            f"{fmt.name} level must be {fmt.levels.start}-{fmt.levels.stop - 1}, not {level!r}"
+        )
     if not source.is_dir():
         raise ArchiveError(archive, f"the layer directory {source} does not exist")
     real_source = os.path.realpath(source)
@@ -291,22 +314,45 @@ def write_archive(
     replace: Mapping[str, bytes] | None = None,
     symlinks: Callable[[str, str], str] | None = None,
     exclude: Callable[[str], bool] | None = None,
-    preset: int = 6,
+    archive_type: str = "tar.xz",
+    level: int | None = None,
+    pool: Executor | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> ArchiveInfo:
-    """Write the layer directory ``source`` as a reproducible ``.tar.xz`` at ``archive``.
+    """Write the layer directory ``source`` as a reproducible archive at ``archive``.
 
     The archive holds one top-level directory ``top`` (the deployed name, which may differ
-    from ``source.name``).  ``replace``, ``symlinks`` and ``exclude`` all take layer-relative
-    POSIX paths (``"bin/python"``, no ``top`` prefix): ``replace`` swaps the content of regular
-    files (metadata rewritten for the deployed names), ``symlinks(path, target)`` returns the
-    target to store (e.g. absolute -> relative), ``exclude(path)`` leaves a path out (and a
-    directory's whole subtree).  Every member is checked with the same rules ``safe_extract``
-    applies, so an archive that would be refused at deploy time fails at publish time instead.
-    Compression runs in liblzma without the GIL: several archives can be written in threads
-    (preset 6 needs ~100 MB of memory per thread).
+    from ``source.name``); every member's mtime is ``clamp_mtime``.  ``replace``, ``symlinks``
+    and ``exclude`` all take layer-relative POSIX paths (``"bin/python"``, no ``top`` prefix):
+    ``replace`` swaps the content of regular files (metadata rewritten for the deployed names),
+    ``symlinks(path, target)`` returns the target to store (e.g. absolute -> relative),
+    ``exclude(path)`` leaves a path out (and a directory's whole subtree).  Every member is
+    checked with the same rules ``safe_extract`` applies.  ``archive_type`` is ``tar.xz`` or
+    ``tar.zst``, ``level`` its compression level (default: the format's).  Chunks of
+    ``chunk_size`` uncompressed bytes (the bytes depend on it) are compressed on ``pool``
+    (shared between concurrent writers; default: one thread per core); ``on_progress(done,
+    total)`` reports uncompressed bytes.
     """
     source, archive = Path(source), Path(archive)
-    _check_write_args(source, archive, top, clamp_mtime, preset)
+    fmt = archive_format(archive_type)
+    level = fmt.default_level if level is None else level
+    _check_write_args(source, archive, top, clamp_mtime, fmt, level)
     entries = _collect(source, archive, top, clamp_mtime, dict(replace or {}), symlinks, exclude)
     check_members(archive, [e.info for e in entries], top)
-    return _write_atomically(archive, entries, preset)
+    total = tar_size([e.info.size for e in entries])
+    done = 0
+
+    def progress(size: int) -> None:
+        nonlocal done
+        done += size
+        if on_progress is not None:
+            on_progress(min(done, total), total)
+
+    if pool is not None:
+        how = _Compression(fmt, level, pool, progress, chunk_size)
+        return _write_atomically(archive, entries, how)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as own:
+        return _write_atomically(
+            archive, entries, _Compression(fmt, level, own, progress, chunk_size)
+        )

@@ -9,10 +9,12 @@ changed replaces only that app.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from kernelstacks._support.atomic import read_json, write_json
 from kernelstacks._support.errors import KernelstacksError
 from kernelstacks._support.host import current_platform
 from kernelstacks._support.progress import Reporter
+from kernelstacks._support.scheduler import run_in_order
 from kernelstacks._support.swap import new_staging_dir, recover, remove_tree, replace_all
 from kernelstacks.distribute.archive_extract import safe_extract
 from kernelstacks.distribute.relocation import POSTINSTALL, run_postinstall
@@ -78,59 +81,109 @@ def _deployed_fingerprint(layer_dir: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def deploy(source: Path, target: Path, *, reporter: Reporter | None = None) -> DeploySummary:
+def deploy(
+    source: Path, target: Path, *, jobs: int | None = None, reporter: Reporter | None = None
+) -> DeploySummary:
     """Deploy every layer of ``source`` into ``target`` (all or nothing).
 
     Each changed layer is unpacked (or copied) into a staging directory beside its final place
-    and relocated there by its post-install step; then every staged layer is swapped in as one
-    journaled transaction, so a failure or a kill at any point leaves ``target`` as it was (an
-    interrupted swap is rolled back or completed by the next deploy).
+    and relocated there by its post-install step (which compiles its bytecode on every core);
+    layers are unpacked ``jobs`` at a time (default: one per core) and a layer's post-install
+    starts as soon as it and its runtime are unpacked. Then every staged layer is swapped in as
+    one journaled transaction, so a failure or a kill at any point leaves ``target`` as it was
+    (an interrupted swap is rolled back or completed by the next deploy).
     """
     reporter = reporter or Reporter()
     source, target = source.absolute(), target.absolute()
     records = read_source(source)
     target.mkdir(parents=True, exist_ok=True)
     recover(target / SWAP_JOURNAL)
-    summary = DeploySummary(target)
-    staged: list[tuple[dict[str, Any], Path]] = []
+    run = _DeployRun(source, target, reporter)
     reporter.start("deploy", [r["install_target"] for r in records])
     try:
-        for record in records:
-            name = record["install_target"]
-            t0 = time.monotonic()
-            reporter.layer_started(name, "unpacking")
-            fingerprint = _fingerprint(source, record)
-            if _deployed_fingerprint(target / name) == fingerprint:
-                summary.states[name] = "unchanged"
-                reporter.layer_finished(name, "unchanged", time.monotonic() - t0)
-                continue
-            layer = new_staging_dir(target / name)
-            staged.append((record, layer))
-            _stage(source, record, layer)
-            write_json(layer / DEPLOY_RECORD, {"fingerprint": fingerprint, "source": str(source)})
-            summary.states[name] = "deployed"
-        for record, layer in staged:
-            reporter.step(record["install_target"], "post-install")
-            python = _runtime_python(record, staged, target)
-            run_postinstall(python, layer, target / record["install_target"])
-        replace_all(
-            [(layer, target / r["install_target"]) for r, layer in staged], target / SWAP_JOURNAL
-        )
-        for record, _ in staged:
-            reporter.layer_finished(record["install_target"], "deployed", 0.0)
+        run.plan(records)
+        outcomes = run_in_order(run.tasks(), run.deps, run.work, jobs=jobs or os.cpu_count() or 1)
+        failed = [o.error for o in outcomes.values() if o.error is not None]
+        if failed:
+            raise failed[0]
+        pairs = [(layer, target / name) for name, layer in run.staged.items()]
+        replace_all(pairs, target / SWAP_JOURNAL)
     except BaseException:
-        for _record, layer in staged:
+        for layer in run.staged.values():
             remove_tree(layer)
         raise
-    summary_file = source / METADATA_DIR / current_platform() / "venvstacks.json"
-    write_json(
-        target / METADATA_DIR / current_platform() / "venvstacks.json", read_json(summary_file)
-    )
-    reporter.done(summary.as_dict())
-    return summary
+    for name in run.staged:
+        reporter.layer_finished(name, "deployed", time.monotonic() - run.started[name])
+    summary_file = Path(METADATA_DIR, current_platform(), "venvstacks.json")
+    write_json(target / summary_file, read_json(source / summary_file))
+    reporter.done(run.summary.as_dict())
+    return run.summary
 
 
-def _stage(source: Path, record: dict[str, Any], layer: Path) -> None:
+@dataclass
+class _DeployRun:
+    """One deploy: which layers are staged where, and the unpack/post-install tasks."""
+
+    source: Path
+    target: Path
+    reporter: Reporter
+    summary: DeploySummary = field(init=False)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    staged: dict[str, Path] = field(default_factory=dict)
+    started: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.summary = DeploySummary(self.target)
+
+    def plan(self, records: list[dict[str, Any]]) -> None:
+        """Skip layers already deployed from the same content; stage the others."""
+        for record in records:
+            name = record["install_target"]
+            self.started[name] = time.monotonic()
+            if _deployed_fingerprint(self.target / name) == _fingerprint(self.source, record):
+                self.summary.states[name] = "unchanged"
+                self.reporter.layer_finished(name, "unchanged", 0.0)
+                continue
+            self.records[name] = record
+            self.staged[name] = new_staging_dir(self.target / name)
+            self.summary.states[name] = "deployed"
+
+    def tasks(self) -> list[str]:
+        """``unpack:<layer>`` and ``post:<layer>`` for every layer to deploy."""
+        return [f"{step}:{name}" for name in self.staged for step in ("unpack", "post")]
+
+    def deps(self, task: str) -> list[str]:
+        """A post-install needs its layer and its runtime unpacked (a staged runtime's python)."""
+        step, _, name = task.partition(":")
+        if step == "unpack":
+            return []
+        runtime = self.records[name].get("runtime_layer") or name
+        return [f"unpack:{name}"] + ([f"unpack:{runtime}"] if runtime in self.staged else [])
+
+    def work(self, task: str) -> None:
+        step, _, name = task.partition(":")
+        record, layer = self.records[name], self.staged[name]
+        if step == "unpack":
+            self.reporter.layer_started(name, "unpacking")
+            self.started[name] = time.monotonic()
+            progress = functools.partial(self.reporter.bytes, name)
+            _stage(self.source, record, layer, progress)
+            fingerprint = _fingerprint(self.source, record)
+            write_json(
+                layer / DEPLOY_RECORD, {"fingerprint": fingerprint, "source": str(self.source)}
+            )
+            return
+        self.reporter.step(name, "post-install (relocate, compile bytecode)")
+        python = _runtime_python(record, self.staged, self.target)
+        run_postinstall(python, layer, self.target / name)
+
+
+def _stage(
+    source: Path,
+    record: dict[str, Any],
+    layer: Path,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> None:
     """Unpack (verifying the hash) or copy one layer into its staging directory ``layer``."""
     name = record["install_target"]
     if record.get("archive_name"):
@@ -141,6 +194,7 @@ def _stage(source: Path, record: dict[str, Any], layer: Path) -> None:
             expected_sha256=record.get("archive_hashes", {}).get("sha256"),
             expected_top=name,
             strip_top=True,
+            on_progress=on_progress,
         )
         return
     src = source / name
@@ -156,12 +210,11 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _runtime_python(record: dict[str, Any], staged: list, target: Path) -> Path:
+def _runtime_python(record: dict[str, Any], staged: dict[str, Path], target: Path) -> Path:
     """The interpreter of the layer's runtime: staged now, or already deployed."""
     runtime = record.get("runtime_layer") or record["install_target"]
-    for other, layer in staged:
-        if other["install_target"] == runtime:
-            return layer / "bin" / "python3"
+    if runtime in staged:
+        return staged[runtime] / "bin" / "python3"
     python = target / runtime / "bin" / "python3"
     if not python.exists():
         raise KernelstacksError(f"runtime layer {runtime} is neither in the source nor in {target}")

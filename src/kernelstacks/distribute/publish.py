@@ -1,18 +1,28 @@
-"""``kernelstacks publish``: one reproducible ``.tar.xz`` per built layer, named by deploy name,
-plus venvstacks-compatible metadata in ``__venvstacks__/<platform>/``."""
+"""``kernelstacks publish``: one reproducible archive per built layer, named by deploy name,
+plus venvstacks-compatible metadata in ``__venvstacks__/<platform>/``.
+
+Layers are archived ``jobs`` at a time, and every layer's tar stream is compressed in
+independent chunks on one pool with a thread per core (:mod:`~kernelstacks.distribute.
+parallel_compress`), so one big framework and many small apps both keep every core busy.
+``tar.xz`` is venvstacks' format; ``tar.zst`` is the fast one (see docs/deploy.md).
+"""
 
 from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kernelstacks._support.errors import KernelstacksError
 from kernelstacks._support.hashing import sha256_hex
 from kernelstacks._support.host import current_platform
 from kernelstacks._support.progress import Reporter
+from kernelstacks._support.units import human_bytes
 from kernelstacks.distribute.archives import write_archive
+from kernelstacks.distribute.compression import ArchiveFormat, archive_format
 from kernelstacks.distribute.layout import (
     LAYER_METADATA,
     LayerOut,
@@ -42,19 +52,29 @@ def publish_stack(
     *,
     tag_outputs: bool = False,
     jobs: int = 2,
+    archive_type: str = "tar.xz",
+    level: int | None = None,
     reporter: Reporter | None = None,
 ) -> OutputSummary:
     """Archive every selected built layer (in parallel), then write the metadata."""
     reporter = reporter or Reporter()
+    try:
+        fmt = archive_format(archive_type)
+    except ValueError as exc:
+        raise KernelstacksError(f"publish --format: {exc}") from None
+    if level is not None and level not in fmt.levels:
+        first, last = fmt.levels.start, fmt.levels.stop - 1
+        raise KernelstacksError(f"publish --level {level}: {fmt.name} levels are {first}-{last}")
     items, names, summary = prepare(stack, include, build_dir, output_dir)
     reporter.start("publish", [i.layer.build_name for i in items])
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with (
+        ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as compressors,
+        ThreadPoolExecutor(max_workers=max(1, jobs)) as layers,
+    ):
+        how = _How(fmt, level, compressors, tag_outputs, reporter)
         results = list(
-            pool.map(
-                lambda item: _publish_one(
-                    stack, item, build_dir, output_dir, names, tag_outputs, reporter
-                ),
-                items,
+            layers.map(
+                lambda item: _publish_one(stack, item, build_dir, output_dir, names, how), items
             )
         )
     for item, (state, record) in zip(items, results, strict=True):
@@ -65,11 +85,22 @@ def publish_stack(
     return summary
 
 
-def archive_name(deploy_name: str, tag_outputs: bool, build: int) -> str:
+@dataclass(frozen=True)
+class _How:
+    """How every layer of one publish is archived."""
+
+    fmt: ArchiveFormat
+    level: int | None
+    pool: Executor
+    tag_outputs: bool
+    reporter: Reporter
+
+
+def archive_name(deploy_name: str, tag_outputs: bool, build: int, suffix: str = ".tar.xz") -> str:
     """``<deploy>.tar.xz``, or ``<deploy>-<platform>-<build>.tar.xz`` with --tag-outputs."""
     if tag_outputs:
-        return f"{deploy_name}-{current_platform()}-{build}.tar.xz"
-    return f"{deploy_name}.tar.xz"
+        return f"{deploy_name}-{current_platform()}-{build}{suffix}"
+    return f"{deploy_name}{suffix}"
 
 
 def _publish_one(
@@ -78,10 +109,10 @@ def _publish_one(
     build_dir: Path,
     output_dir: Path,
     names: dict[str, str],
-    tag_outputs: bool,
-    reporter: Reporter,
+    how: _How,
 ) -> tuple[str, dict[str, Any]]:
     """Archive one layer unless an identical archive of the same build is already there."""
+    reporter, tag_outputs, suffix = how.reporter, how.tag_outputs, how.fmt.suffix
     t0 = time.monotonic()
     name = item.layer.build_name
     reporter.layer_started(name, "archiving")
@@ -97,7 +128,7 @@ def _publish_one(
     if (
         same_build
         and old_archive.is_file()
-        and old_archive.name
+        and old_archive.name.endswith(suffix)
         and sha256_hex(old_archive) == old_sha
     ):
         reporter.layer_finished(name, "unchanged", time.monotonic() - t0)
@@ -109,7 +140,7 @@ def _publish_one(
         **runpath_replacements(item, names),
     }
     build_no += 1
-    target = output_dir / archive_name(top, tag_outputs, build_no)
+    target = output_dir / archive_name(top, tag_outputs, build_no, suffix)
     info = write_archive(
         item.source,
         target,
@@ -118,10 +149,14 @@ def _publish_one(
         replace=replace,
         symlinks=link_rewriter(item, build_dir, names),
         exclude=exclude_from_output,
+        archive_type=how.fmt.name,
+        level=how.level,
+        pool=how.pool,
+        on_progress=lambda done, total: reporter.bytes(name, done, total),
     )
     if previous.get("archive_hashes", {}).get("sha256") == info.sha256:
         build_no -= 1  # same bytes as last time: same build number
-        final = output_dir / archive_name(top, tag_outputs, build_no)
+        final = output_dir / archive_name(top, tag_outputs, build_no, suffix)
         if final != target:
             os.replace(target, final)
             target = final
@@ -134,5 +169,7 @@ def _publish_one(
             "archive_hashes": {"sha256": info.sha256},
         }
     )
-    reporter.layer_finished(name, "archived", time.monotonic() - t0, f"{info.size} bytes")
+    seconds = time.monotonic() - t0
+    note = f"{human_bytes(info.size)} {how.fmt.name}"
+    reporter.layer_finished(name, "archived", seconds, note)
     return "archived", record

@@ -8,12 +8,20 @@
     An interpreter already on the machine, found with ``uv python find`` or named explicitly
     (``--python cpython@3.12=/path``); the build stage makes a relocatable copy of it.
 
+An exact pin (``cpython@3.12.9``) is honoured exactly, except when the user names an interpreter
+for that very pin (``--python cpython@3.12.9=/path/to/3.12.1``): an offline machine may only have
+another patch release of the same X.Y, and saying so explicitly is enough. Such a choice carries a
+:attr:`InterpreterChoice.warning` that the build prints and records in the runtime's metadata.
+When no interpreter matches a pin, the error names the same-X.Y interpreters this machine has and
+the ``--python`` option that would use one.
+
 The lock stage uses the same choice to find an interpreter uv can resolve with.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,6 +53,8 @@ class InterpreterChoice:
     path: Path | None  # interpreter executable (None: managed, not installed yet)
     origin: str  # copied prefix, or MANAGED_ORIGIN
     implementation: str = "cpython"
+    requested: str | None = None  # the python_implementation asked for, when it differs
+    warning: str | None = None  # why the version differs from the request, for the user
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,7 +119,8 @@ def choose_interpreter(
     env = dict(env or {})
     override = _find_override(overrides, name, version) if source != "managed" else None
     if override is not None:
-        return _local_choice(override, name, version, named_by="override")
+        path, names_pin = override
+        return _local_choice(path, name, version, named_by="override", names_pin=names_pin)
     if source == "local":
         return _find_local(name, version, env)
     if source == "managed":
@@ -144,20 +155,32 @@ def _choose_auto(name: str, version: str, env: dict[str, str]) -> InterpreterCho
             ) from None
 
 
-def _find_override(overrides: Mapping[str, Path] | None, name: str, version: str) -> Path | None:
-    """The override for this request: exact key first, then an ``X.Y`` key for an X.Y.Z request."""
+def _find_override(
+    overrides: Mapping[str, Path] | None, name: str, version: str
+) -> tuple[Path, bool] | None:
+    """The override for this request and whether its key is the request itself.
+
+    The exact key comes first, then an ``X.Y`` key for an X.Y.Z request.
+    """
     if not overrides:
         return None
     normalised: dict[tuple[str, str], Path] = {}
     for key, path in overrides.items():
         normalised[parse_implementation(key)] = Path(path)
     if (name, version) in normalised:
-        return normalised[(name, version)]
-    return normalised.get((name, PythonVersion.parse(version).xy))
+        return normalised[(name, version)], PythonVersion.parse(version).exact
+    found = normalised.get((name, PythonVersion.parse(version).xy))
+    return (found, False) if found is not None else None
 
 
-def _local_choice(python: Path, name: str, version: str, *, named_by: str) -> InterpreterChoice:
-    """Validate a local interpreter for the request and describe it as a choice."""
+def _local_choice(
+    python: Path, name: str, version: str, *, named_by: str, names_pin: bool = False
+) -> InterpreterChoice:
+    """Validate a local interpreter for the request and describe it as a choice.
+
+    ``names_pin``: the user named this interpreter for the exact ``X.Y.Z`` requested, so another
+    patch release of X.Y is accepted (with a warning).
+    """
     request = f"{name}@{version}"
     if not python.exists():
         raise RuntimeProvisionError(
@@ -170,12 +193,9 @@ def _local_choice(python: Path, name: str, version: str, *, named_by: str) -> In
         raise RuntimeProvisionError(
             f"{named_by} interpreter {python} is {info.implementation}, not {name} ({request})"
         )
+    warning = None
     if not version_matches(version, info.version):
-        exact = PythonVersion.parse(version).exact
-        raise RuntimeProvisionError(
-            f"{named_by} interpreter {python} is {name} {info.version}, but {request} was "
-            f"requested{' (an exact X.Y.Z must match exactly)' if exact else ''}"
-        )
+        warning = _accepted_mismatch(python, name, version, info.version, named_by, names_pin)
     executable = source_executable(info)
     return InterpreterChoice(
         source="local",
@@ -183,6 +203,38 @@ def _local_choice(python: Path, name: str, version: str, *, named_by: str) -> In
         path=executable,
         origin=os.fspath(info.base_prefix),
         implementation=name,
+        requested=request if warning else None,
+        warning=warning,
+    )
+
+
+def _accepted_mismatch(
+    python: Path, name: str, version: str, actual: str, named_by: str, names_pin: bool
+) -> str:
+    """The warning for another patch release named for an exact pin; other mismatches raise.
+
+    Only an interpreter named for the exact pin itself may differ, and only in the patch release:
+    X.Y decides the lock, the site-packages path and the ABI.
+    """
+    request = f"{name}@{version}"
+    wanted = PythonVersion.parse(version)
+    try:
+        same_xy = PythonVersion.of_release(actual).xy_tuple == wanted.xy_tuple
+    except ValueError:
+        same_xy = False
+    if names_pin and same_xy:
+        return (
+            f"{request} is pinned, but {python} is {name} {actual}: building the runtime from "
+            f"{actual} as --python {request}=... asks (patch releases differ)"
+        )
+    if not same_xy or not wanted.exact:
+        raise RuntimeProvisionError(
+            f"{named_by} interpreter {python} is {name} {actual}, but {request} was requested"
+        )
+    raise RuntimeProvisionError(
+        f"{named_by} interpreter {python} is {name} {actual}, but the stack pins {request} "
+        f"(an exact X.Y.Z must match). To build from {actual} anyway, name the pin itself: "
+        f"--python {request}={python}"
     )
 
 
@@ -194,15 +246,54 @@ def _find_local(name: str, version: str, env: dict[str, str]) -> InterpreterChoi
     args = ["python", "find", "--system", "--no-managed-python", "--no-project", request]
     proc = run_uv(args, extra_env=extra, check=False)
     if proc.returncode != 0:
-        raise RuntimeProvisionError(
-            f"no local interpreter found for {request}.\n"
-            f"Name one explicitly (--python {request}=/path/to/python"
-            f"{PythonVersion.parse(version).xy}), put it on "
-            f"PATH, or allow uv to download a managed Python (source 'managed' or 'auto' with "
-            f"UV_PYTHON_DOWNLOADS not 'never').\nuv said: {tail(proc.stderr, 3)}"
-        )
+        raise RuntimeProvisionError(_not_found_message(name, version, extra, tail(proc.stderr, 3)))
     found = Path(proc.stdout.strip().splitlines()[-1])
     return _local_choice(found, name, version, named_by="discovered")
+
+
+def _not_found_message(name: str, version: str, env: dict[str, str], uv_said: str) -> str:
+    """Why no local interpreter fits, what this machine has instead, and how to point at one."""
+    request = f"{name}@{version}"
+    wanted = PythonVersion.parse(version)
+    lines = [f"no local interpreter found for {request}."]
+    others = _same_minor_interpreters(name, wanted.xy, env) if wanted.exact else []
+    if others:
+        have = ", ".join(f"{v} ({p})" for v, p in others)
+        version_found, python = others[0]
+        lines += [
+            f"The stack pins {request}; this machine has {name} {wanted.xy} only as {have}: "
+            f"the patch release differs ({version_found} instead of {version}).",
+            f"To build the runtime from {version_found} anyway (a warning is printed and recorded "
+            f"in the runtime's metadata): --python {request}={python}",
+            f"To accept any {wanted.xy} release, change the pin to python_implementation = "
+            f'"{name}@{wanted.xy}".',
+        ]
+    lines.append(
+        f"Or name a {request} interpreter explicitly (--python {request}=/path/to/python"
+        f"{wanted.xy}), put it on PATH, or allow uv to download a managed Python (source "
+        "'managed' or 'auto' with UV_PYTHON_DOWNLOADS not 'never')."
+    )
+    lines.append(f"uv said: {uv_said}")
+    return "\n".join(lines)
+
+
+def _same_minor_interpreters(name: str, xy: str, env: dict[str, str]) -> list[tuple[str, Path]]:
+    """(version, path) of local interpreters of ``name`` X.Y, as ``uv python list`` finds them."""
+    args = ["python", "list", "--only-installed", "--no-managed-python", f"{name}@{xy}"]
+    args += ["--output-format", "json"]
+    proc = run_uv(args, extra_env=env, check=False)
+    if proc.returncode != 0:
+        return []
+    try:
+        entries = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        return []
+    found: dict[str, tuple[str, Path]] = {}
+    for entry in entries:
+        path, version = entry.get("path"), entry.get("version")
+        if isinstance(path, str) and isinstance(version, str):
+            found.setdefault(os.path.realpath(path), (version, Path(path)))
+    return list(found.values())
 
 
 def _without_pyenv_shims(path_value: str) -> str:

@@ -2,34 +2,37 @@
 
 Each layer resolves with its lower layers' pins as constraints (see
 :mod:`kernelstacks.lock.resolve`), so the lower layers must be locked, and valid, before the layers
-above them. A lock whose inputs have not changed is left byte-identical under ``--if-needed``; a
-relock that produces the same packages keeps the old metadata (lock version and time), so unchanged
-stacks stay unchanged in version control.
+above them. ``--if-needed`` keeps every valid lock (venvstacks' rule, see
+:mod:`kernelstacks.lock.metadata`) and only refreshes what venvstacks refreshes; a relock that
+produces the same packages leaves the lock file and its metadata as they were (see
+:mod:`kernelstacks.lock.tree`), so unchanged stacks stay unchanged in version control. Layers with
+no target platform (``platforms = []``) are disabled: venvstacks neither locks nor builds them,
+and neither do we.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kernelstacks._support.atomic import write_json
 from kernelstacks._support.errors import KernelstacksError, describe_error
 from kernelstacks._support.filelocks import exclusive
-from kernelstacks._support.hashing import sha256_file, sha256_text, tree_hash
 from kernelstacks._support.progress import Reporter
 from kernelstacks._support.scheduler import run_in_order, summarize
+from kernelstacks._support.versions import PythonVersion
 from kernelstacks.lock.indexes import layer_uv_settings
-from kernelstacks.lock.metadata import input_hash, lock_path, lock_status, meta_path, read_meta
+from kernelstacks.lock.metadata import lock_path, lock_status
+from kernelstacks.lock.pylock import LowerLock
+from kernelstacks.lock.tree import commit_lock, refresh_valid
 from kernelstacks.spec.fields import Kind
 from kernelstacks.spec.model import LayerSpec, StackSpec
-from kernelstacks_kernel.contract import REQUIREMENTS_DIR
+from kernelstacks_kernel.contract import STATE_DIR
 
 
 @dataclass
@@ -49,18 +52,9 @@ class LockSummary:
         return {"layers": self.states, "errors": self.errors, "ok": self.ok}
 
 
-def version_inputs(spec: StackSpec, layer: LayerSpec) -> str:
-    """What makes a new lock *version*: the lock content, plus the launch module for apps."""
-    parts = [sha256_file(lock_path(spec, layer))]
-    if layer.kind is Kind.APPLICATION and layer.launch_module is not None:
-        parts.append(layer.launch_module_name or "")
-        parts.extend(tree_hash(p) for p in [layer.launch_module, *layer.support_modules])
-    return sha256_text("\n".join(parts))
-
-
 @dataclass
 class LockOptions:
-    """Where uv may find an interpreter for resolving (uv lock needs one >= the layer's X.Y)."""
+    """Where uv may find an interpreter for resolving (``uv lock`` needs one of the layer's X.Y)."""
 
     runtime_source: str = "auto"
     python_overrides: dict[str, Path] = field(default_factory=dict)
@@ -69,8 +63,8 @@ class LockOptions:
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def python_for(self, spec: StackSpec, layer: LayerSpec) -> Path:
-        """An interpreter of at least the layer's X.Y: ours, the built runtime, or a found one."""
-        if layer.python_version.xy_tuple <= sys.version_info[:2]:
+        """An interpreter of the layer's X.Y: ours, the built runtime, or a found one."""
+        if layer.python_version.xy_tuple == sys.version_info[:2]:
             return Path(sys.executable)
         xy = layer.py_minor
         with self._guard:
@@ -93,13 +87,45 @@ class LockOptions:
                 dict(os.environ),
             )
         except RuntimeProvisionError as exc:
-            raise KernelstacksError(
-                f"{spec.path}: runtime '{layer.runtime_build_name}': cannot find a Python "
-                f"{layer.py_version} to resolve with: {exc}"
-            ) from None
+            # A lock depends on X.Y only (``requires-python = "==X.Y.*"``): when the exact
+            # X.Y.Z the runtime asks for is not here, any X.Y interpreter resolves the same.
+            try:
+                name = layer.python_implementation.partition("@")[0]
+                choice = choose_interpreter(
+                    f"{name}@{layer.py_minor}",
+                    self.runtime_source,
+                    self._xy_overrides(name, layer.py_minor),
+                    dict(os.environ),
+                )
+            except RuntimeProvisionError:
+                raise KernelstacksError(
+                    f"{spec.path}: runtime '{layer.runtime_build_name}': cannot find a Python "
+                    f"{layer.py_version} to resolve with: {exc}"
+                ) from None
         if choice.path is None:
             raise KernelstacksError(f"no interpreter found for {layer.python_implementation}")
         return choice.path
+
+    def _xy_overrides(self, name: str, xy: str) -> dict[str, Path]:
+        """``--python`` overrides given for any ``X.Y.Z`` of ``name@X.Y``, keyed ``name@X.Y``."""
+        found = {}
+        for key, path in self.python_overrides.items():
+            impl, _, version = key.partition("@")
+            try:
+                same = impl == name and PythonVersion.parse(version).xy == xy
+            except ValueError:
+                same = False
+            if same:
+                found[f"{name}@{xy}"] = path
+        return found
+
+
+def _lower_locks(spec: StackSpec, layer: LayerSpec) -> list[LowerLock]:
+    """The lower layers' locks in venvstacks' constraint order: runtime, then frameworks."""
+    lower = spec.lower_layers(layer)
+    ordered = [low for low in lower if low.kind is Kind.RUNTIME]
+    ordered += [low for low in lower if low.kind is not Kind.RUNTIME]
+    return [LowerLock(low.build_name, lock_path(spec, low)) for low in ordered]
 
 
 def _lock_one(
@@ -110,75 +136,42 @@ def _lock_one(
 
     t0 = time.monotonic()
     reporter.layer_started(layer.build_name, "locking")
-    if if_needed and lock_status(spec, layer).valid:
-        reporter.layer_finished(layer.build_name, "valid", time.monotonic() - t0)
+    if not layer.platforms:
+        message = "no target platforms (platforms = []): the layer is disabled"
+        reporter.layer_finished(layer.build_name, "skipped", time.monotonic() - t0, message)
+        return "skipped"
+    status = lock_status(spec, layer)
+    if if_needed and status.valid:
+        refresh_valid(spec, layer)
+        reporter.layer_finished(layer.build_name, "valid", time.monotonic() - t0, status.note)
         return "valid"
     target = lock_path(spec, layer)
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = target.with_name(f".{target.name}.new")
     request = LockRequest(
         layer=layer.build_name,
         requirements=list(layer.requirements),
-        python_version=layer.py_minor,
+        python_version=layer.py_version,
         platforms=list(layer.platforms),
-        lower_locks=[lock_path(spec, low) for low in spec.lower_layers(layer)],
+        lower_locks=_lower_locks(spec, layer),
         uv_settings=layer_uv_settings(spec, layer),
-        linux_target=_glibc(layer.linux_target),
+        linux_target=layer.glibc_target,
         macosx_target=layer.macosx_target,
         python=options.python_for(spec, layer),
     )
     reporter.step(layer.build_name, "resolving with uv")
-    try:
-        result = lock_layer(request, scratch)
-        state = _commit_lock(spec, layer, scratch, result)
-    finally:
-        scratch.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="kernelstacks-lock-") as tmp:
+        # The fresh lock is made outside requirements/: the tree only changes if the lock does.
+        scratch = Path(tmp) / target.name
+        result = lock_layer(request, scratch, lock_dir=target.parent)
+        state = commit_lock(spec, layer, scratch, result)
+    for warning in result.warnings:
+        reporter.note(warning)
     count = len(result.packages)
     message = f"{count} package{'s' * (count != 1)}"
     if result.provided_by_lower:
         message += f", {len(result.provided_by_lower)} from lower layers"
     reporter.layer_finished(layer.build_name, state, time.monotonic() - t0, message)
     return state
-
-
-def _glibc(target: str | None) -> str | None:
-    """``glibc@2.28`` -> ``2.28``."""
-    return target.partition("@")[2] if target and "@" in target else target
-
-
-def _commit_lock(spec: StackSpec, layer: LayerSpec, scratch: Path, result: Any) -> str:
-    """Move a fresh lock into place and write its metadata; keep metadata when unchanged."""
-    target = lock_path(spec, layer)
-    old_meta = read_meta(spec, layer)
-    same = target.is_file() and target.read_bytes() == scratch.read_bytes()
-    if not same:
-        os.replace(scratch, target)
-    version_hash = version_inputs(spec, layer)
-    old_version = old_meta.get("lock_version") if old_meta else None
-    if not isinstance(old_version, int):
-        old_version = 0
-    changed = not old_meta or old_meta.get("version_inputs_hash") != version_hash
-    lock_version = max(old_version, 1) + (1 if changed and old_version else 0)
-    meta = {
-        "layer_name": layer.build_name,
-        "requirements_hash": sha256_text(json.dumps(list(layer.requirements))),
-        "lock_input_hash": input_hash(spec, layer),
-        "other_inputs_hash": input_hash(spec, layer),
-        "version_inputs_hash": version_hash,
-        "lock_hash": sha256_file(target),
-        "lock_version": lock_version if layer.versioned else 1,
-        "locked_at": (old_meta or {}).get("locked_at") if not changed else _now(),
-        "packages": result.packages,
-        "provided_by_lower": result.provided_by_lower,
-    }
-    if old_meta == meta:
-        return "unchanged"
-    write_json(meta_path(spec, layer), meta, durable=True)
-    return "locked" if changed else "unchanged"
-
-
-def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def lock_stack(
@@ -196,7 +189,7 @@ def lock_stack(
     layers = spec.with_lower(include)
     summary = LockSummary()
     waiting = "another kernelstacks lock is running on this stack; waiting for it"
-    lock_file = spec.root / REQUIREMENTS_DIR / ".kernelstacks-lock.lock"
+    lock_file = spec.root / STATE_DIR / "lock.lock"  # never under requirements/
     with exclusive(lock_file, lambda: reporter.note(waiting)):
         reporter.start("lock", [layer.build_name for layer in layers])
         outcomes = run_in_order(

@@ -1,183 +1,221 @@
-"""PEP 751 ``pylock`` files: reading them, and what lower layers' locks mean for a layer's lock.
+"""PEP 751 ``pylock`` files as venvstacks reads them: entries, shared entries, lower-layer pins.
 
-Every package a lower layer locks is pinned for the layers above it (``name==version``
-constraints, with a platform marker where the lower layers differ per platform), and removed
-from their locks afterwards so it is never installed twice; the lock records those packages
-under ``[tool.kernelstacks.provided-by-lower]``, next to the layer it belongs to.
+A layer's lock lists every package its resolution needs. A package a lower layer provides stays in
+the list with venvstacks' marker ``sys_platform == 'from_lower_layer'`` (joined to its own marker
+with ``and``) and no wheels: the marker is never true, so installers skip it. Such an entry is
+*shared*; everything else is what the layer itself installs.
+
+Markers are compared in venvstacks' normal form: ``str(Marker(text))`` with single quotes, the
+shared clause taken off. Versions are :class:`packaging.version.Version` values, so ``1.0`` and
+``1.0.0`` are the same pin, as they are for venvstacks.
 """
 
 from __future__ import annotations
 
-import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
-import tomlkit
+from packaging.markers import InvalidMarker, Marker
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from kernelstacks.lock.errors import LockError
-from kernelstacks.lock.wheels import applies, platform_marker
+from kernelstacks_kernel.contract import SHARED_PACKAGE_MARKER, SHARED_PACKAGE_TOKEN
 
-# -- reading lock files -------------------------------------------------------------------------
+_SHARED_SUFFIX = f" and {SHARED_PACKAGE_MARKER}"
+#: What venvstacks reports as the index of an entry that names none (shared entries).
+NO_INDEX = "unspecified index"
+
+# -- entries ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockedWheel:
+    """A wheel of a lock entry: its file name and hashes (``(algorithm, value)`` in file order)."""
+
+    name: str | None
+    hashes: tuple[tuple[str, str], ...]
+    local_path: Path | None = None
+
+
+def wheel_details(wheel: Mapping[str, Any]) -> tuple[str | None, Path | None]:
+    """A wheel's file name and local path, from ``name``, ``path`` or ``url`` (in that order)."""
+    name = wheel.get("name")
+    if wheel.get("path") is not None:
+        local = Path(str(wheel["path"]))
+        return (str(name) if name else local.name), local
+    url = wheel.get("url")
+    if url is None:
+        return (str(name) if name else None), None
+    parsed = urlparse(str(url))
+    if parsed.scheme == "file":
+        local = Path(url2pathname(parsed.path))
+        return (str(name) if name else local.name), local
+    return (str(name) if name else PurePosixPath(parsed.path.replace("\\", "/")).name), None
+
+
+def normal_marker(raw: object) -> tuple[str, bool]:
+    """(venvstacks' normal form of a marker without the shared clause, whether it was shared)."""
+    if not raw:
+        return "", False
+    text = str(Marker(str(raw))).replace('"', "'")
+    if SHARED_PACKAGE_TOKEN not in text:
+        return text, False
+    if text == SHARED_PACKAGE_MARKER:
+        return "", True
+    text = text.removeprefix("(").removesuffix(_SHARED_SUFFIX).removesuffix(")")
+    if SHARED_PACKAGE_TOKEN in text:
+        raise ValueError(f"cannot read the shared-package marker {raw!r}")
+    return text, True
+
+
+def shared_marker(marker: str) -> str:
+    """The marker that disables an entry because a lower layer provides it."""
+    return f"({marker}){_SHARED_SUFFIX}" if marker else SHARED_PACKAGE_MARKER
+
+
+@dataclass(frozen=True)
+class LockedEntry:
+    """One ``[[packages]]`` entry, as venvstacks understands it."""
+
+    name: str
+    version: Version
+    marker: str = ""
+    shared: bool = False
+    index: str = NO_INDEX
+    wheels: tuple[LockedWheel, ...] = ()
+
+    @property
+    def requirement(self) -> str:
+        """``name==version`` plus `` ; marker`` when it has one (a constraint, a summary line)."""
+        suffix = f" ; {self.marker}" if self.marker else ""
+        return f"{self.name}=={self.version}{suffix}"
+
+    @property
+    def key(self) -> tuple[str, Version, str]:
+        """What venvstacks compares entries by: name, version and marker."""
+        return (self.name, self.version, self.marker)
+
+    def applies(self, environment: dict[str, str]) -> bool:
+        """Whether the entry's own marker holds in a marker environment."""
+        return not self.marker or Marker(self.marker).evaluate(environment)
+
+
+def entry_from(raw: Mapping[str, Any], origin: str) -> LockedEntry:
+    """Parse one ``[[packages]]`` table; a broken one is a :class:`LockError` naming ``origin``."""
+    name = raw.get("name")
+    if not isinstance(name, str):
+        raise LockError(f"{origin}: a [[packages]] entry has no name")
+    try:
+        version = Version(str(raw["version"]))
+        marker, shared = normal_marker(raw.get("marker"))
+        wheels = []
+        for wheel in raw.get("wheels", ()):
+            wheel_name, local = wheel_details(wheel)
+            hashes = tuple((str(k), str(v)) for k, v in dict(wheel.get("hashes", {})).items())
+            wheels.append(LockedWheel(wheel_name, hashes, local))
+    except KeyError:
+        raise LockError(f"{origin}: package '{name}' has no version") from None
+    except (InvalidVersion, InvalidMarker, ValueError, TypeError, AttributeError) as exc:
+        raise LockError(f"{origin}: package '{name}' cannot be read: {exc}") from None
+    index = raw.get("index")
+    return LockedEntry(name, version, marker, shared, str(index or NO_INDEX), tuple(wheels))
+
+
+def raw_packages(text: str, origin: str) -> list[dict[str, Any]]:
+    """The ``[[packages]]`` tables of pylock text, checked just enough to use them."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LockError(f"Cannot read lock file {origin}: {exc}") from None
+    packages = data.get("packages", [])
+    if not isinstance(packages, list) or not all(isinstance(p, dict) for p in packages):
+        raise LockError(f"Lock file {origin} has no valid [[packages]] list")
+    return packages
+
+
+def parse_entries(text: str, origin: str) -> list[LockedEntry]:
+    """Every entry of pylock text, in file order."""
+    return [entry_from(raw, origin) for raw in raw_packages(text, origin)]
+
+
+def read_entries(path: Path) -> list[LockedEntry]:
+    """Every entry of a lock file, in file order."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LockError(f"Cannot read lock file {path}: {exc}") from None
+    return parse_entries(text, str(path))
 
 
 def read_pylock(path: Path) -> dict[str, str]:
-    """Map normalized package name -> version for every package a pylock file lists.
+    """Normalized name -> version of what a layer installs (shared entries left out).
 
     A name locked to different versions on different platforms reports its first entry.
     """
     versions: dict[str, str] = {}
-    for entry in _pylock_packages(path):
-        versions.setdefault(canonicalize_name(entry["name"]), str(entry.get("version", "")))
+    for entry in read_entries(path):
+        if not entry.shared:
+            versions.setdefault(canonicalize_name(entry.name), str(entry.version))
     return versions
-
-
-def _pylock_packages(path: Path) -> list[dict[str, Any]]:
-    """The ``[[packages]]`` tables of a pylock file, checked just enough to use them."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise LockError(f"Cannot read lock file {path}: {exc}") from None
-    packages = data.get("packages", [])
-    if not isinstance(packages, list) or not all(
-        isinstance(p, dict) and isinstance(p.get("name"), str) for p in packages
-    ):
-        raise LockError(f"Lock file {path} has no valid [[packages]] list")
-    return packages
-
-
-def _lock_layer_name(path: Path) -> str:
-    """Layer a lock file belongs to: recorded in it by us, else ``pylock.<layer>.toml``."""
-    try:
-        recorded = tomllib.loads(path.read_text(encoding="utf-8"))["tool"]["kernelstacks"]["layer"]
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError):
-        recorded = None
-    if isinstance(recorded, str):
-        return recorded
-    match = re.fullmatch(r"pylock\.(.+)\.toml", path.name)
-    return match[1] if match else path.parent.name
 
 
 # -- lower layers' pins -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class LowerPin:
-    """One package entry of a lower layer's lock."""
+class LowerLock:
+    """The lock of a layer under the one being locked."""
 
-    name: str
-    version: str
-    marker: str | None
     layer: str
     path: Path
 
 
-def read_lower_pins(paths: Iterable[Path]) -> list[LowerPin]:
-    """Every package entry of the lower locks, in the given (C3, runtime last) order."""
-    pins = []
-    for path in paths:
-        layer = _lock_layer_name(path)
-        for entry in _pylock_packages(path):
-            pins.append(
-                LowerPin(
-                    name=canonicalize_name(entry["name"]),
-                    version=str(entry.get("version", "")),
-                    marker=entry.get("marker"),
-                    layer=layer,
-                    path=path,
-                )
-            )
-    return pins
+@dataclass(frozen=True)
+class Pin:
+    """A package a lower layer installs: a constraint for the layers above it."""
+
+    entry: LockedEntry
+    layer: str
+    path: Path
+
+    @property
+    def name(self) -> str:
+        """The package name as the lower lock spells it."""
+        return self.entry.name
 
 
-def provider(lower: list[LowerPin], name: str, platform: str, xy: str) -> LowerPin | None:
-    """The lower entry whose copy of ``name`` is imported on ``platform``.
+def lower_pins(lower: list[LowerLock]) -> list[Pin]:
+    """The constraints lower layers impose, as venvstacks derives them.
 
-    Lower layers are searched in the order they appear on ``sys.path`` (C3, runtime last), so
-    when two sibling layers lock different versions the first one is the one that is used.
+    ``lower`` is in venvstacks' order: the runtime first, then the frameworks in ``sys.path``
+    order. Per package name, the first entry without a marker wins; entries with markers before it
+    are kept too (once per marker), so a package a lower layer installs on some platforms only is
+    pinned there. The result is sorted by name.
     """
-    for pin in lower:
-        if pin.name == name and applies(pin.marker, platform, xy):
-            return pin
-    return None
-
-
-def constraints(lower: list[LowerPin], platforms: list[str], xy: str) -> list[str]:
-    """``name==version`` constraints for every lower package, per platform where they differ."""
-    result = []
-    for name in sorted({pin.name for pin in lower}):
-        by_version: dict[str, list[str]] = {}
-        for platform in platforms:
-            pin = provider(lower, name, platform, xy)
-            if pin is not None and pin.version:
-                by_version.setdefault(pin.version, []).append(platform)
-        for version, where in by_version.items():
-            if where == platforms:
-                result.append(f"{name}=={version}")
+    unconditional: dict[str, Pin] = {}
+    conditional: dict[str, list[Pin]] = {}
+    for lock in lower:
+        for entry in read_entries(lock.path):
+            if entry.shared or entry.name in unconditional:
+                continue
+            pin = Pin(entry, lock.layer, lock.path)
+            if not entry.marker:
+                unconditional[entry.name] = pin
             else:
-                selector = " or ".join(f"({platform_marker(p)})" for p in where)
-                result.append(f"{name}=={version} ; {selector}")
-    return result
-
-
-# -- the exported lock --------------------------------------------------------------------------
-
-
-def drop_provided(
-    doc: tomlkit.TOMLDocument, lower: list[LowerPin], platforms: list[str], xy: str
-) -> dict[str, str]:
-    """Remove packages the lower layers already install; return name -> lower version.
-
-    A package provided by a lower layer on only some platforms stays, restricted by its marker
-    to the platforms where this layer must install it.
-    """
-    packages = doc.get("packages", [])
-    provided: dict[str, str] = {}
-    for index in reversed(range(len(packages))):
-        entry = packages[index]
-        name = canonicalize_name(str(entry["name"]))
-        marker = entry.get("marker")
-        applicable = [p for p in platforms if applies(marker, p, xy)]
-        providers = {p: provider(lower, name, p, xy) for p in applicable}
-        needed = [p for p in applicable if providers[p] is None]
-        found = [pin for pin in providers.values() if pin is not None]
-        if found:
-            provided[name] = found[0].version
-        if not needed and applicable:
-            del packages[index]
-        elif found:
-            selector = " or ".join(f"({platform_marker(p)})" for p in needed)
-            entry["marker"] = f"({marker}) and ({selector})" if marker else selector
-    return dict(sorted(provided.items()))
-
-
-def annotate(
-    doc: tomlkit.TOMLDocument, layer: str, provided: dict[str, str], lower: list[LowerPin]
-) -> None:
-    """Record the layer and what lower layers provide, under ``[tool.kernelstacks]``."""
-    table = tomlkit.table()
-    table["layer"] = layer
-    if provided:
-        by_name = tomlkit.table()
-        for name, version in provided.items():
-            pin = next(p for p in lower if p.name == name and p.version == version)
-            item = tomlkit.inline_table()
-            item.update({"version": version, "layer": pin.layer})
-            by_name[name] = item
-        table["provided-by-lower"] = by_name
-    tool = doc.get("tool")
-    if tool is None:
-        tool = tomlkit.table()
-        doc["tool"] = tool
-    tool["kernelstacks"] = table
-
-
-def locked_versions(doc: tomlkit.TOMLDocument) -> dict[str, str]:
-    """Normalized name -> version of the packages left in the lock."""
-    versions: dict[str, str] = {}
-    for entry in doc.get("packages", []):
-        versions.setdefault(canonicalize_name(str(entry["name"])), str(entry.get("version", "")))
-    return versions
+                conditional.setdefault(entry.name, []).append(pin)
+    pins: list[Pin] = []
+    for name in sorted(unconditional.keys() | conditional.keys()):
+        markers: set[str] = set()
+        for pin in conditional.get(name, []):
+            if pin.entry.marker not in markers:
+                markers.add(pin.entry.marker)
+                pins.append(pin)
+        if name in unconditional:
+            pins.append(unconditional[name])
+    return pins

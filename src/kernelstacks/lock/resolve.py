@@ -1,32 +1,28 @@
-"""Lock one layer of a stack into a PEP 751 ``pylock`` file.
+"""Lock one layer of a stack into a PEP 751 ``pylock`` file, as venvstacks 0.8 locks it.
 
 This module knows nothing about the stack file format: the caller hands it a :class:`LockRequest`
-(requirements, runtime ``X.Y``, target platforms, the lower layers' lock files, the stack's
-``[tool.uv]`` table) and gets a lock file plus a :class:`LockResult`.
+(requirements, runtime version, target platforms, the lower layers' locks, the layer's uv settings)
+and gets a lock file plus a :class:`LockResult`.
 
 How a layer is resolved, and why:
 
-* ``uv lock`` on a throwaway project, then ``uv export --format pylock.toml``.  ``uv pip compile
-  --universal`` cannot restrict a resolution to the stack's platforms or to one Python ``X.Y``
-  (``--python-version`` is only a lower bound there, so it resolves for every later Python too,
-  and ``environments`` is rejected outside a project).  A project can say exactly what we mean:
-  ``environments`` (resolve only for these platforms on ``X.Y``) and ``required-environments``
-  (fail unless every target platform has a wheel or an sdist).
-* Every lower layer's pins become ``constraint-dependencies`` (``name==version``, with a platform
-  marker where the lower layers differ per platform), so a package shared with a lower layer
-  resolves to exactly the version that layer installs.  Those packages are then removed from this
-  layer's lock, so they are never installed twice; the lock records them under
-  ``[tool.kernelstacks.provided-by-lower]`` (see :mod:`kernelstacks.lock.pylock`).
-* The stack's ``[tool.uv]`` settings go into a generated ``uv.toml`` passed with
-  ``--config-file`` (``uv_env`` sets ``UV_NO_CONFIG``, so settings in the generated
-  ``pyproject.toml`` would be ignored); only the keys uv accepts in projects alone (``sources``,
-  ``conflicts``...) are written into the generated ``pyproject.toml``.
-* Wheels that fit none of the target platforms (or need a newer glibc / macOS than
-  ``linux_target`` / ``macosx_target``) are dropped from the lock, so it lists exactly what the
-  targets can install; a package left with nothing installable on a target is a :class:`LockError`
-  (see :mod:`kernelstacks.lock.wheels`).
-* The output has no header or timestamps (``--no-header``), so locking the same inputs against
-  the same index state (``exclude-newer``) gives byte-identical files.
+* ``uv lock`` on a throwaway project, then ``uv export --format pylock.toml``, with venvstacks'
+  project: ``requires-python = "==X.Y.*"`` (so ``uv lock`` needs an X.Y interpreter, see
+  :attr:`LockRequest.python`), the declared requirements sorted, and every lower layer's pins as
+  ``constraint-dependencies`` in venvstacks' order (:func:`kernelstacks.lock.pylock.lower_pins`),
+  so a package shared with a lower layer resolves to exactly the version that layer installs.
+  uv resolves for every platform at once, as for venvstacks; the export is then amended for the
+  layer's platforms (:mod:`kernelstacks.lock.amend`), so the same inputs give venvstacks' file.
+* The layer's uv settings (the stack's ``[tool.uv]`` with the layer's index settings applied, from
+  :func:`kernelstacks.lock.indexes.layer_uv_settings`) go into a generated ``uv.toml`` passed with
+  ``--config-file`` (``uv_env`` sets ``UV_NO_CONFIG``); keys uv accepts in projects only
+  (``sources``, ``environments``...) go into the generated ``pyproject.toml``. ``no-build`` is
+  always on, as venvstacks sets it: layers install wheels only.
+* Beyond venvstacks: a package a target platform needs but has no wheel for there (within
+  ``linux_target`` / ``macosx_target``) is named in :attr:`LockResult.warnings`, instead of being
+  found by a failed build on that platform later (:func:`kernelstacks.lock.wheels.check_wheels`).
+  It is a warning, not an error: the lock is venvstacks' lock all the same, and a stack that
+  never builds for that platform (the six platforms are the default) is not at fault.
 """
 
 from __future__ import annotations
@@ -42,106 +38,107 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
+from packaging.utils import canonicalize_name
 
 from kernelstacks._support import atomic
 from kernelstacks._support.uv import run_uv, uv_output
 from kernelstacks._support.versions import PythonVersion
+from kernelstacks.lock.amend import Targets, amend, render
 from kernelstacks.lock.errors import LockError
-from kernelstacks.lock.pylock import (
-    LowerPin,
-    annotate,
-    constraints,
-    drop_provided,
-    locked_versions,
-    read_lower_pins,
-    read_pylock,
-)
-from kernelstacks.lock.wheels import (
-    PLATFORMS,
-    Stranded,
-    WheelTargets,
-    filter_wheels,
-    platform_marker,
-)
+from kernelstacks.lock.explain import explain_failure
+from kernelstacks.lock.fingerprints import declared_requirements, requirement_lines
+from kernelstacks.lock.pylock import LowerLock, Pin, entry_from, lower_pins, read_pylock
+from kernelstacks.lock.wheels import PLATFORMS, WheelTargets, check_wheels
 
 __all__ = [
     "PLATFORMS",
     "LockError",
     "LockRequest",
     "LockResult",
+    "LowerLock",
     "lock_layer",
     "read_pylock",
 ]
 
 # `[tool.uv]` keys uv refuses in a uv.toml: they belong to the generated project.
 _PROJECT_ONLY_KEYS = frozenset(
-    {"sources", "conflicts", "dev-dependencies", "default-groups", "build-backend"}
+    {
+        "sources",
+        "conflicts",
+        "dev-dependencies",
+        "default-groups",
+        "build-backend",
+        "environments",
+        "required-environments",
+    }
 )
+# Keys written to both: uv resolves with the uv.toml's indexes, but checks that every index a
+# project source names is declared in the project itself.
+_BOTH_KEYS = frozenset({"index"})
 # Keys this module derives from the request; a stack's own values would contradict them.
-_OWNED_KEYS = frozenset(
-    {"environments", "required-environments", "workspace", "package", "managed"}
-)
+_OWNED_KEYS = frozenset({"workspace", "package", "managed", "no-build"})
 _PROJECT_NAME = "kernelstacks-layer-lock"
-# What uv says when a requirement does not exist, the settings are bad, or no Python fits.
-_NOT_FOUND = re.compile(r"Because ([\w.\-\[\]]+) was not found in the package registry")
-_BAD_CONFIG = re.compile(r"Failed to parse.*uv\.toml")
-_NO_INTERPRETER = re.compile(
-    r"No interpreter found|Failed to inspect Python interpreter|interpreter.*incompatible"
-)
-# A line of uv's output that starts a new item ("  cause: ...", "  hint: ...", "  Caused by:
-# ...", a tree branch) rather than continuing the line before it.
-_NEW_ITEM = re.compile(r"\s*(?:[A-Za-z]+(?: by)?:(?:\s|$)|[×╰├│─▶])")
 
 
 @dataclass
 class LockRequest:
-    """Everything needed to lock one layer (see the module docstring for how it is used)."""
+    """Everything needed to lock one layer (see the module docstring for how it is used).
+
+    ``python_version`` is the runtime's version as the stack file gives it (``X.Y`` or
+    ``X.Y.Z``); ``lower_locks`` are in venvstacks' order: the runtime's first, then the
+    frameworks' in ``sys.path`` order.
+    """
 
     layer: str
     requirements: list[str]
     python_version: str
     platforms: list[str]
-    lower_locks: list[Path]
+    lower_locks: list[LowerLock]
     uv_settings: dict[str, Any] = field(default_factory=dict)
     linux_target: str | None = None
     macosx_target: str | None = None
-    # Interpreter uv runs while locking (it builds sdists' metadata with it).  ``uv lock`` needs
-    # one at least as new as ``python_version``: default is this process's interpreter when new
-    # enough, else whatever uv discovers.  Pass the runtime layer's python when it is built.
+    # Interpreter uv runs while locking: ``uv lock`` insists on one of the runtime's X.Y.
+    # Default: this process's interpreter when it is X.Y, else whatever uv discovers.
     python: Path | None = None
 
 
 @dataclass
 class LockResult:
-    """What ended up in a layer's lock, and what its lower layers provide instead."""
+    """What the layer installs, and what its lower layers provide instead (name -> version)."""
 
     packages: dict[str, str]
     provided_by_lower: dict[str, str]
+    providers: dict[str, str] = field(default_factory=dict)  # name -> lower layer's build name
+    warnings: list[str] = field(default_factory=list)  # target platforms that cannot install it
 
 
 # --------------------------------------------------------------------------------------------
 # Public API
 
 
-def lock_layer(req: LockRequest, output: Path) -> LockResult:
-    """Resolve ``req`` with uv and write its pylock file to ``output`` atomically."""
+def lock_layer(req: LockRequest, output: Path, *, lock_dir: Path | None = None) -> LockResult:
+    """Resolve ``req`` with uv and write its pylock file to ``output`` atomically.
+
+    ``lock_dir`` is the folder the lock will live in (default: ``output``'s): local wheel paths
+    are written relative to it.
+    """
     xy = _python_xy(req)
     platforms = _check_platforms(req)
     _check_targets(req)
-    lower = read_lower_pins(req.lower_locks)
+    pins = lower_pins(req.lower_locks)
     with tempfile.TemporaryDirectory(prefix="kernelstacks-lock-") as tmp:
         project = Path(tmp)
         config = _write_uv_config(project, req.uv_settings)
-        pyproject = _project_document(req, xy, platforms, constraints(lower, platforms, xy))
+        pyproject = _project_document(req, xy, pins)
         (project / "pyproject.toml").write_text(tomlkit.dumps(pyproject), encoding="utf-8")
-        _run_lock(req, project, config, xy, lower)
-        text = _run_export(req, project, config)
-    doc = tomlkit.parse(text)
-    provided = drop_provided(doc, lower, platforms, xy)
-    _filter_wheels(req, doc, platforms, xy)
-    annotate(doc, req.layer, provided, lower)
-    atomic.write_text(output, tomlkit.dumps(doc))
-    return LockResult(packages=locked_versions(doc), provided_by_lower=provided)
+        _run_lock(req, project, config, xy, pins)
+        export = _run_export(req, project, config)
+    targets = Targets(req.layer, platforms, req.python_version)
+    data = amend(export, pins, targets, Path(lock_dir or Path(output).parent).absolute())
+    atomic.write_text(output, render(data, req.layer))
+    result = _result(data, pins, req.layer)
+    result.warnings = wheel_warnings(req, data.get("packages", []), platforms)
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,14 +156,14 @@ def _python_xy(req: LockRequest) -> str:
 
 
 def _check_platforms(req: LockRequest) -> list[str]:
-    """Known target platforms in a canonical order (the order must not change the lock)."""
+    """Known target platforms, in the order given (venvstacks' order, which markers follow)."""
     unknown = [p for p in req.platforms if p not in PLATFORMS]
     if unknown or not req.platforms:
         raise LockError(
             f"Cannot lock layer '{req.layer}': platforms {req.platforms!r} must be a non-empty "
             f"list of {', '.join(PLATFORMS)}"
         )
-    return [p for p in PLATFORMS if p in req.platforms]
+    return list(dict.fromkeys(req.platforms))
 
 
 def _check_targets(req: LockRequest) -> None:
@@ -201,37 +198,31 @@ def _plain(value: Any) -> Any:
 
 
 def _write_uv_config(project: Path, settings: Mapping[str, Any]) -> Path:
-    """Write the stack's uv settings (minus project-only keys) as a ``uv.toml`` for uv."""
+    """Write the layer's uv settings (minus project-only keys) as a ``uv.toml`` for uv."""
     plain = _plain(settings or {})
     config = {
         k: v
         for k, v in plain.items()
         if k not in _PROJECT_ONLY_KEYS | _OWNED_KEYS and k != "constraint-dependencies"
     }
+    config["no-build"] = True
     path = project / "uv.toml"
     path.write_text(tomlkit.dumps(config), encoding="utf-8")
     return path
 
 
-def _project_document(
-    req: LockRequest, xy: str, platforms: list[str], constraints: list[str]
-) -> dict[str, Any]:
-    """The throwaway project whose lock is this layer's lock.
+def _project_document(req: LockRequest, xy: str, pins: list[Pin]) -> dict[str, Any]:
+    """The throwaway project whose lock is this layer's lock (venvstacks' project, see above).
 
-    ``requires-python`` is only a lower bound (``uv lock`` insists on an interpreter inside it,
-    and the upper bound is carried by ``environments``, which also say CPython: runtimes are
-    CPython, so PyPy-only dependencies must not enter the lock).  The empty ``workspace`` table
-    keeps uv from adopting the project into a workspace found above the temporary directory.
+    The empty ``workspace`` table keeps uv from adopting the project into a workspace found above
+    the temporary directory.
     """
     plain = _plain(req.uv_settings or {})
-    environments = [
-        f"python_version == '{xy}' and implementation_name == 'cpython' and {platform_marker(p)}"
-        for p in platforms
-    ]
-    tool_uv: dict[str, Any] = {k: v for k, v in plain.items() if k in _PROJECT_ONLY_KEYS}
-    tool_uv["environments"] = environments
-    tool_uv["required-environments"] = environments
+    tool_uv: dict[str, Any] = {
+        k: v for k, v in plain.items() if k in _PROJECT_ONLY_KEYS | _BOTH_KEYS
+    }
     user_constraints = [str(c) for c in plain.get("constraint-dependencies", [])]
+    constraints = [pin.entry.requirement for pin in pins]
     if user_constraints or constraints:
         tool_uv["constraint-dependencies"] = [*user_constraints, *constraints]
     tool_uv["workspace"] = {"members": []}
@@ -239,8 +230,8 @@ def _project_document(
         "project": {
             "name": _PROJECT_NAME,
             "version": "0",
-            "requires-python": f">={xy}",
-            "dependencies": list(req.requirements),
+            "dependencies": requirement_lines(declared_requirements(req.requirements)),
+            "requires-python": f"=={xy}.*",
         },
         "tool": {"uv": tool_uv},
     }
@@ -250,7 +241,7 @@ def _lock_python(req: LockRequest, xy: str) -> list[str]:
     """``--python`` arguments for ``uv lock`` (see :attr:`LockRequest.python`)."""
     if req.python is not None:
         return ["--python", os.fspath(req.python)]
-    if sys.version_info[:2] >= PythonVersion.parse(xy).xy_tuple:
+    if sys.version_info[:2] == PythonVersion.parse(xy).xy_tuple:
         return ["--python", sys.executable]
     return []
 
@@ -259,22 +250,21 @@ def _lock_python(req: LockRequest, xy: str) -> list[str]:
 # Running uv
 
 
-def _run_lock(
-    req: LockRequest, project: Path, config: Path, xy: str, lower: list[LowerPin]
-) -> None:
+def _run_lock(req: LockRequest, project: Path, config: Path, xy: str, pins: list[Pin]) -> None:
     """Resolve the generated project; turn uv's refusal into a :class:`LockError`."""
     args: list[str | os.PathLike[str]] = ["lock", "--directory", project, "--config-file", config]
     args += _lock_python(req, xy)
     proc = run_uv([*args, "--no-progress", "--color", "never"], check=False)
     if proc.returncode != 0:
-        raise LockError(_explain_failure(req, xy, proc.stderr, lower))
+        raise LockError(explain_failure(req.layer, req.requirements, xy, proc.stderr, pins))
 
 
 def _run_export(req: LockRequest, project: Path, config: Path) -> str:
     """The resolved project as pylock text, without the project itself or a header."""
     args: list[str | os.PathLike[str]] = ["export", "--directory", project, "--config-file", config]
     args += ["--frozen", "--format", "pylock.toml", "--no-emit-project", "--no-header"]
-    proc = run_uv([*args, "--no-progress", "--color", "never", "--quiet"], check=False)
+    args += ["--no-annotate", "--no-progress", "--color", "never", "--quiet"]
+    proc = run_uv(args, check=False)
     if proc.returncode != 0:
         raise LockError(
             f"Cannot lock layer '{req.layer}': exporting the resolution failed.\n"
@@ -283,92 +273,42 @@ def _run_export(req: LockRequest, project: Path, config: Path) -> str:
     return proc.stdout
 
 
-def _mentions(text: str, name: str) -> bool:
-    """Whether uv's message names package ``name`` (as a whole word, any spelling)."""
-    pattern = re.escape(name).replace(r"\-", "[-_.]")
-    return re.search(rf"(?<![\w.-]){pattern}(?![\w-])", text, re.IGNORECASE) is not None
-
-
-def _unwrapped(text: str) -> str:
-    """uv's output with each wrapped message joined back onto one line.
-
-    uv (0.13 and later) wraps long messages at the terminal width and indents the continuation
-    lines, so a sentence the patterns above look for may be split anywhere between words. A line
-    indented deeper than the line it follows, that does not start an item of its own, continues
-    that line. Separate messages stay on separate lines, so a pattern never matches across two.
-    """
-    messages: list[tuple[int, str]] = []  # (indentation of its first line, message)
-    for line in text.splitlines():
-        indent = len(line) - len(line.lstrip())
-        previous = messages[-1] if messages else (0, "")
-        continues = previous[1] and line.strip() and indent > previous[0]
-        if continues and not _NEW_ITEM.match(line):
-            messages[-1] = (previous[0], f"{previous[1]} {line.strip()}")
-        else:
-            messages.append((indent, line.rstrip()))
-    return "\n".join(message for _, message in messages)
-
-
-def _explain_failure(req: LockRequest, xy: str, stderr: str, lower: list[LowerPin]) -> str:
-    """A message naming the layer, the requirement or lower-layer pin at fault, and uv's words."""
-    said = _unwrapped(stderr)
-    details = [
-        f"requirement '{name}' was not found on the package index"
-        for name in dict.fromkeys(_NOT_FOUND.findall(said))
-    ]
-    if not details:
-        details = [
-            f"'{pin.name}' is pinned to {pin.version} by lower layer '{pin.layer}' "
-            f"({pin.path}) and this layer's requirements need a different version"
-            for pin in _conflicting_pins(said, lower)
-        ]
-    if _BAD_CONFIG.search(said):
-        details.append("uv rejected the stack's [tool.uv] settings")
-    if _NO_INTERPRETER.search(said):
-        details.append(
-            f"uv needs a Python >= {xy} to lock with: pass LockRequest.python "
-            "(e.g. the runtime layer's interpreter)"
-        )
-    summary = "; ".join(details) or "uv could not resolve its requirements"
-    return (
-        f"Cannot lock layer '{req.layer}': {summary}.\n"
-        f"Requirements: {', '.join(req.requirements) or '(none)'}\n"
-        f"uv says:\n{uv_output(stderr)}"
-    )
-
-
-def _conflicting_pins(stderr: str, lower: list[LowerPin]) -> list[LowerPin]:
-    """Lower-layer pins that uv's explanation names (first lock per package)."""
-    seen: dict[str, LowerPin] = {}
-    for pin in lower:
-        if pin.name not in seen and _mentions(stderr, pin.name):
-            seen[pin.name] = pin
-    return list(seen.values())
-
-
 # --------------------------------------------------------------------------------------------
-# Post-processing the exported lock
+# Checking and summarising the amended lock
 
 
-def _filter_wheels(
-    req: LockRequest, doc: tomlkit.TOMLDocument, platforms: list[str], xy: str
-) -> None:
-    """Keep only wheels some target can install; fail if a target is left with nothing."""
-    targets = WheelTargets(platforms, xy, req.linux_target, req.macosx_target)
-    stranded = filter_wheels(doc, targets)
-    if stranded is not None:
-        raise LockError(_stranded_message(req, stranded))
+def wheel_warnings(
+    req: LockRequest, packages: list[dict[str, Any]], platforms: list[str]
+) -> list[str]:
+    """One warning per group of target platforms left without a wheel for some packages."""
+    targets = WheelTargets(platforms, req.python_version, req.linux_target, req.macosx_target)
+    by_platforms: dict[tuple[str, ...], list[str]] = {}
+    for stranded in check_wheels(packages, targets):
+        by_platforms.setdefault(tuple(stranded.platforms), []).append(
+            f"{stranded.name}=={stranded.version}"
+        )
+    limits = [f"{key} {getattr(req, key)}" for key in ("linux_target", "macosx_target")]
+    within = [limit for limit in limits if not limit.endswith(" None")]
+    suffix = f" within {' and '.join(within)}" if within else ""
+    return [
+        f"layer '{req.layer}': no wheel for Python {_python_xy(req)} on {', '.join(where)}"
+        f"{suffix} for {', '.join(names)}; building the layer there will fail "
+        "(layers install wheels only, as with venvstacks)"
+        for where, names in by_platforms.items()
+    ]
 
 
-def _stranded_message(req: LockRequest, stranded: Stranded) -> str:
-    """Explain that a locked package has no wheel (and no sdist) for some target platforms."""
-    targets = []
-    if req.linux_target:
-        targets.append(f"linux_target {req.linux_target}")
-    if req.macosx_target:
-        targets.append(f"macosx_target {req.macosx_target}")
-    limits = f" within {' and '.join(targets)}" if targets else ""
-    return (
-        f"Cannot lock layer '{req.layer}': {stranded.name}=={stranded.version} has no wheel "
-        f"for Python {_python_xy(req)} on {', '.join(stranded.platforms)}{limits}, and no sdist."
-    )
+def _result(data: dict[str, Any], pins: list[Pin], layer: str) -> LockResult:
+    """What the lock installs, and which lower layer provides each shared entry."""
+    result = LockResult(packages={}, provided_by_lower={})
+    for raw in data.get("packages", []):
+        entry = entry_from(raw, f"lock of layer '{layer}'")
+        name = canonicalize_name(entry.name)
+        if not entry.shared:
+            result.packages.setdefault(name, str(entry.version))
+            continue
+        result.provided_by_lower.setdefault(name, str(entry.version))
+        provider = next((pin for pin in pins if canonicalize_name(pin.name) == name), None)
+        if provider is not None:
+            result.providers.setdefault(name, provider.layer)
+    return result

@@ -1,10 +1,14 @@
-"""Target platforms as markers and wheel tags: which lock entries and wheels a target installs.
+"""Target platforms as marker environments and wheel tags: which entries and wheels a target uses.
 
-A layer is locked for CPython ``X.Y`` on some of the six venvstacks platforms. Lock entries carry
-PEP 508 markers (evaluated here for each target), and their wheels carry tags: a wheel stays in
-the lock only when some target can install it, within ``linux_target`` (glibc) and
-``macosx_target`` when those are set. A package left with neither a fitting wheel nor an sdist
-for a target is *stranded*: the caller reports it.
+A layer is locked for a CPython version on some of the six venvstacks platforms. Lock entries carry
+PEP 508 markers, evaluated here for each target as venvstacks evaluates them (the platform's
+``os_name``/``sys_platform``/``platform_system``/``platform_machine``, the runtime's
+``python_version``/``python_full_version``, CPython; other marker variables are this machine's).
+Wheels carry tags: the lock keeps every wheel uv lists (as venvstacks' locks do), and
+:func:`check_wheels` makes sure each target can install every package it needs, within
+``linux_target`` (glibc) and ``macosx_target`` when those are set. A package left without a
+fitting wheel for a target is *stranded*: the caller warns about it (locks are wheel-only, so
+building the layer on that platform would fail).
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import tomlkit
 from packaging.markers import InvalidMarker, Marker
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -55,29 +58,30 @@ def platform_marker(platform: str) -> str:
     )
 
 
-def marker_env(platform: str, xy: str) -> dict[str, str]:
-    """Marker environment of a CPython ``xy`` on ``platform`` (patch level unknown: ``.0``)."""
+def marker_env(platform: str, py_version: str) -> dict[str, str]:
+    """venvstacks' marker environment for CPython ``py_version`` (``X.Y[.Z]``) on ``platform``.
+
+    Only these keys are set; :meth:`packaging.markers.Marker.evaluate` fills in the others from
+    the running interpreter, exactly as it does for venvstacks.
+    """
     facts = PLATFORMS[platform]
+    xy = PythonVersion.parse(py_version).xy
     return {
         **facts,
         **_OS_FACTS[facts["sys_platform"]],
-        "python_version": xy,
-        "python_full_version": f"{xy}.0",
         "implementation_name": "cpython",
-        "implementation_version": f"{xy}.0",
         "platform_python_implementation": "CPython",
-        "platform_release": "",
-        "platform_version": "",
-        "extra": "",
+        "python_version": xy,
+        "python_full_version": py_version if py_version.count(".") >= 2 else f"{xy}.0",
     }
 
 
-def applies(marker: str | None, platform: str, xy: str) -> bool:
-    """Whether a lock entry's marker selects it on ``platform``; unreadable markers count."""
+def applies(marker: str | None, platform: str, py_version: str) -> bool:
+    """Whether an entry's marker selects it on ``platform``; unreadable markers count."""
     if not marker:
         return True
     try:
-        return Marker(marker).evaluate(marker_env(platform, xy))
+        return Marker(marker).evaluate(marker_env(platform, py_version))
     except (InvalidMarker, ValueError, KeyError, TypeError):
         return True
 
@@ -87,7 +91,7 @@ def applies(marker: str | None, platform: str, xy: str) -> bool:
 
 @dataclass(frozen=True)
 class Stranded:
-    """A locked package with no wheel (and no sdist) for some of the target platforms."""
+    """A locked package with no wheel for some of the target platforms."""
 
     name: str
     version: str | None
@@ -104,15 +108,20 @@ def _wheel_filename(wheel: Mapping[str, Any]) -> str:
 
 
 def _version_tuple(text: str | None) -> tuple[int, ...] | None:
-    """``"2.28"`` -> ``(2, 28)``; ``None`` stays ``None``."""
+    """``"2.28"`` -> ``(2, 28)``, ``"14"`` -> ``(14, 0)``; ``None`` stays ``None``.
+
+    Padded to two parts so a target compares with the ``(major, minor)`` of a wheel tag as the
+    version it means: ``macosx_target = "14"`` is 14.0 and admits ``macosx_14_0`` wheels.
+    """
     if text is None:
         return None
-    return tuple(int(part) for part in str(text).replace("_", ".").split(".") if part)
+    parts = tuple(int(part) for part in str(text).replace("_", ".").split(".") if part)
+    return parts + (0,) * (2 - len(parts))
 
 
-def _interpreter_pairs(xy: str) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
-    """(interpreter, abi) pairs CPython ``xy`` accepts: on a binary platform, and on ``any``."""
-    version = PythonVersion.parse(xy).xy_tuple
+def _interpreter_pairs(py_version: str) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """(interpreter, abi) pairs CPython ``X.Y`` accepts: on a binary platform, and on ``any``."""
+    version = PythonVersion.parse(py_version).xy_tuple
     cp = f"cp{version[0]}{version[1]}"
     tags = [*cpython_tags(version, abis=[cp], platforms=["p"])]
     tags += compatible_tags(version, cp, platforms=["p"])
@@ -146,10 +155,11 @@ def _mac_platform_fits(tag_platform: str, arch: str, macos: tuple[int, ...] | No
 
 @dataclass(frozen=True)
 class WheelTargets:
-    """What a layer's wheels must install on: CPython ``xy`` on ``platforms``, within limits."""
+    """What a layer's wheels must install on: CPython ``py_version`` (``X.Y[.Z]``) on
+    ``platforms``, within the glibc and macOS limits (``"2.28"``, ``"14"``) when set."""
 
     platforms: list[str]
-    xy: str
+    py_version: str
     linux_target: str | None = None
     macosx_target: str | None = None
 
@@ -178,33 +188,29 @@ def _wheel_fits(
     return False
 
 
-def filter_wheels(doc: tomlkit.TOMLDocument, targets: WheelTargets) -> Stranded | None:
-    """Keep only wheels some target can install.
+def check_wheels(packages: list[dict[str, Any]], targets: WheelTargets) -> list[Stranded]:
+    """The packages some target needs but has no wheel to install (empty when all have one).
 
-    Stops at the first package left with nothing installable (no fitting wheel, no sdist) on
-    some target and returns it; None when every package can be installed everywhere.
+    Entries a target does not need (their marker is false there, e.g. packages a lower layer
+    provides) are not judged for that target. Nothing is changed: venvstacks' locks list every
+    wheel uv found, and so do ours.
     """
-    pairs = _interpreter_pairs(targets.xy)
-    for entry in doc.get("packages", []):
-        wheels = entry.get("wheels")
-        applicable = [p for p in targets.platforms if applies(entry.get("marker"), p, targets.xy)]
-        if wheels is None or not applicable:  # nothing to judge by: leave the entry to uv
-            continue
-        fits: dict[str, bool] = dict.fromkeys(applicable, False)
-        for index in reversed(range(len(wheels))):
+    pairs = _interpreter_pairs(targets.py_version)
+    stranded = []
+    for entry in packages:
+        marker = entry.get("marker")
+        applicable = [p for p in targets.platforms if applies(marker, p, targets.py_version)]
+        fits = dict.fromkeys(applicable, False)
+        for wheel in entry.get("wheels", ()):
             try:
-                tags = parse_wheel_filename(_wheel_filename(wheels[index]))[3]
+                tags = parse_wheel_filename(_wheel_filename(wheel))[3]
             except InvalidWheelFilename:
                 continue
-            good = [p for p in applicable if _wheel_fits(tags, p, targets, pairs)]
-            for platform in good:
-                fits[platform] = True
-            if not good:
-                del wheels[index]
-        stranded = [p for p, ok in fits.items() if not ok]
-        if stranded and "sdist" not in entry:
+            for platform in applicable:
+                fits[platform] = fits[platform] or _wheel_fits(tags, platform, targets, pairs)
+        missing = [p for p, ok in fits.items() if not ok]
+        if missing:
             version = entry.get("version")
-            return Stranded(str(entry["name"]), None if version is None else str(version), stranded)
-        if not wheels:
-            del entry["wheels"]
-    return None
+            name = str(entry["name"])
+            stranded.append(Stranded(name, None if version is None else str(version), missing))
+    return stranded

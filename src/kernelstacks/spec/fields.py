@@ -45,9 +45,13 @@ PLATFORMS = (
     "macosx_x86_64",
 )
 
-NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+#: Names venvstacks recommends: letters, digits, '.', '_' and '-' (others load with a warning).
+PLAIN_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+#: Layer names become directory names on every venvstacks platform: no path separators, no
+#: characters Windows forbids in file names, no control characters, no space at either end.
+NAME_RE = re.compile(r'^(?![.]{1,2}$)(?!\s)[^/\\:*?"<>|\x00-\x1f]+(?<!\s)$')
 IMPLEMENTATION_RE = re.compile(r"^(?P<impl>cpython)@(?P<version>3\.\d{1,2}(?:\.\d{1,3})?)$")
-LINUX_TARGET_RE = re.compile(r"^(?:glibc@)?\d+\.\d+$")
+LINUX_TARGET_RE = re.compile(r"^glibc(?:@\d+\.\d+)?$")
 MACOSX_TARGET_RE = re.compile(r"^\d+(?:\.\d+)?$")
 
 #: A checker returns None when the value is fine, or a message saying what is wrong.
@@ -126,7 +130,13 @@ _RT = frozenset({Kind.RUNTIME})
 _APP = frozenset({Kind.APPLICATION})
 
 LAYER_FIELDS: tuple[Field, ...] = (
-    Field("name", _ALL, is_string, "Layer name; only letters, digits, '.', '_' and '-'.", True),
+    Field(
+        "name",
+        _ALL,
+        is_string,
+        "Layer name (a directory name); letters, digits, '.', '_' and '-' are recommended.",
+        True,
+    ),
     Field(
         "requirements",
         _ALL,
@@ -158,15 +168,30 @@ LAYER_FIELDS: tuple[Field, ...] = (
     ),
     Field("platforms", _ALL, is_string_list, "Target platforms (default: those of lower layers)."),
     Field("versioned", _ALL, is_bool, "Deploy as `<build-name>@<lock_version>`."),
-    Field("linux_target", _ALL, is_string, 'Minimum glibc for Linux wheels, e.g. "glibc@2.28".'),
+    Field(
+        "linux_target",
+        _ALL,
+        is_string,
+        'Linux wheels: "glibc" (uv\'s default glibc) or the newest glibc allowed, "glibc@2.28".',
+    ),
     Field("macosx_target", _ALL, is_string, 'Minimum macOS version for wheels, e.g. "12.0".'),
-    Field("dynlib_exclude", _ALL, is_string_list, "Glob patterns of shared libraries not to link."),
+    Field(
+        "dynlib_exclude",
+        _ALL,
+        is_string_list,
+        "Glob patterns (matched against the end of the path) of this layer's shared libraries "
+        "that upper layers must not link to.",
+    ),
     Field(
         "priority_indexes", _ALL, is_string_list, "Named `[tool.uv]` indexes to prefer (in order)."
     ),
     Field("package_indexes", _ALL, is_string_table, "Package name -> named index to take it from."),
     Field(
-        "index_overrides", _ALL, is_string_table, "Index name -> index name, for this layer only."
+        "index_overrides",
+        _ALL,
+        is_string_table,
+        "Index name -> index name: accept a lower layer's `package_indexes` entry for that index "
+        "being replaced by this one (this layer only; nothing to override in a runtime).",
     ),
 )
 

@@ -1,10 +1,11 @@
 """Validation of stack files: every problem, each naming file, layer, key and line.
 
 The loader walks the document in passes (syntax; shape and types in :mod:`~.tables`; names,
-references, dependency graph and platforms in :mod:`~.graph`; modules in :mod:`~.modules`; the
-``[tool]`` tables in :mod:`~.settings`) and keeps going after a problem so that one run reports
-all of them. Later passes only look at what earlier passes found sound, so one mistake is
-reported once. Problems come out sorted by line, in the order found within a line.
+references, dependency graph and platforms in :mod:`~.graph`; modules in :mod:`~.modules`;
+package indexes in :mod:`~.indexes`; the ``[tool]`` tables in :mod:`~.settings`) and keeps
+going after a problem so that one run reports all of them. Later passes only look at what
+earlier passes found sound, so one mistake is reported once. Problems come out sorted by line,
+in the order found within a line.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelstacks._support.errors import Problem, SpecError
-from kernelstacks.spec import graph, kernel_settings, modules, settings, tables
+from kernelstacks.spec import graph, indexes, kernel_settings, modules, settings, tables
 from kernelstacks.spec.fields import Kind
 from kernelstacks.spec.locator import Locator
 from kernelstacks.spec.model import LayerSpec, StackSpec
@@ -44,7 +45,7 @@ class SpecLoader:
         graph.check_graph(raw, by_name, log)
         graph.check_platforms(raw, by_name, log)
         modules.check_modules(raw, self.path.parent, log)
-        settings.check_indexes(raw, uv_settings, log)
+        self._check_indexes(doc, raw, by_name, uv_settings)
         settings.check_kernel_patterns(raw, stack_settings, log)
         kernel_settings.check_kernelspec_settings(raw, stack_settings, self.path.parent, log)
         if log.problems:
@@ -57,6 +58,20 @@ class SpecLoader:
             settings=stack_settings,
             warnings=log.warnings,
         )
+
+    def _check_indexes(
+        self,
+        doc: dict[str, Any],
+        raw: list[RawLayer],
+        by_name: LayersByName,
+        uv_settings: dict[str, Any],
+    ) -> None:
+        """Pass 8: named indexes, what layers say about them, and their inheritance."""
+        where = settings.uv_settings_label(doc)
+        known = indexes.index_names(uv_settings, self.log, where)
+        indexes.check_common_sources(uv_settings, known, self.log, where)
+        indexes.check_layer_indexes(raw, known, self.log)
+        indexes.resolve_package_indexes(raw, by_name, self.log)
 
     def _default_stack_name(self) -> str:
         """Folder name of the stack file, made safe for kernel names."""
@@ -122,7 +137,7 @@ class SpecLoader:
                 macosx_target=d.get("macosx_target"),
                 dynlib_exclude=tuple(d.get("dynlib_exclude", [])),
                 priority_indexes=tuple(d.get("priority_indexes", [])),
-                package_indexes=dict(d.get("package_indexes", {})),
+                package_indexes={p: i for p, (i, _) in r.package_indexes.items()},
                 index_overrides=dict(d.get("index_overrides", {})),
                 index=r.index,
             )

@@ -24,7 +24,10 @@ class LayerSpec:
     """One validated layer.
 
     ``lower`` is the list of lower layers' build names in ``sys.path`` order: frameworks in C3
-    order, runtime last (empty for runtimes).
+    order, runtime last (empty for runtimes). ``package_indexes`` is the effective mapping
+    (normalised package name -> index name): the layer's own entries plus those inherited from
+    its lower layers, as venvstacks merges them. An empty ``platforms`` means the layer is
+    disabled: never locked, built or published.
     """
 
     kind: Kind
@@ -45,6 +48,17 @@ class LayerSpec:
     package_indexes: dict[str, str] = field(default_factory=dict)
     index_overrides: dict[str, str] = field(default_factory=dict)
     index: int = 0
+
+    @property
+    def disabled(self) -> bool:
+        """``platforms = []`` (here or in a lower layer): venvstacks skips the layer entirely."""
+        return not self.platforms
+
+    @property
+    def glibc_target(self) -> str | None:
+        """The newest glibc ``X.Y`` Linux wheels may need (``linux_target = "glibc@X.Y"``)."""
+        target = self.linux_target or ""
+        return target.partition("@")[2] or None
 
     @property
     def build_name(self) -> str:
@@ -180,9 +194,15 @@ class StackSpec:
         return [layer for n, layer in self.layers.items() if n in keep]
 
     def with_lower(self, patterns: Iterable[str] | None) -> list[LayerSpec]:
-        """:meth:`select`, plus every layer below the selected ones (locks and builds need them)."""
+        """:meth:`select`, plus every layer below the selected ones (locks and builds need them).
+
+        Disabled layers (``platforms = []``) are left out: like venvstacks, ``lock``, ``build``
+        and ``publish`` skip them entirely.
+        """
         selected = self.select(patterns)
         needed = {layer.build_name for layer in selected}
         for layer in selected:
             needed.update(layer.lower)
-        return [layer for name, layer in self.layers.items() if name in needed]
+        return [
+            layer for name, layer in self.layers.items() if name in needed and not layer.disabled
+        ]

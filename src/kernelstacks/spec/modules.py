@@ -15,9 +15,11 @@ from kernelstacks.spec.problems import ProblemLog, RawLayer
 
 
 def check_modules(raw: list[RawLayer], root: Path, log: ProblemLog) -> None:
-    """Modules exist, are importable names, and do not clash within an application.
+    """Modules do not clash within an application, exist, and have importable names.
 
-    ``root`` is the stack file's folder, which module paths are relative to.
+    ``root`` is the stack file's folder, which module paths are relative to. Clashes are found
+    from the paths alone, before looking at the disk (as venvstacks does), so two entries that
+    would install as the same module are reported as a clash even when the files are missing.
     """
     for layer in raw:
         if layer.kind is not Kind.APPLICATION:
@@ -27,9 +29,10 @@ def check_modules(raw: list[RawLayer], root: Path, log: ProblemLog) -> None:
         entries = [("launch_module", launch)] if isinstance(launch, str) else []
         entries += [("support_modules", s) for s in layer.data.get("support_modules", [])]
         for key, rel in entries:
-            mod = _check_module(layer, key, rel, root, log)
-            if mod is None:
+            if not rel.strip():
+                log.problem(f"'{key}' path is empty", layer, key)
                 continue
+            mod = module_name(Path(rel))
             if mod in names:
                 log.problem(
                     f"module name '{mod}' from {rel!r} clashes with {names[mod]!r}: both "
@@ -37,14 +40,12 @@ def check_modules(raw: list[RawLayer], root: Path, log: ProblemLog) -> None:
                     layer,
                     key,
                 )
-            names[mod] = rel
+            names.setdefault(mod, rel)
+            _check_module(layer, key, rel, root, log)
 
 
-def _check_module(layer: RawLayer, key: str, rel: str, root: Path, log: ProblemLog) -> str | None:
-    """Check one module path; return its importable name when it is usable."""
-    if not rel.strip():
-        log.problem(f"'{key}' path is empty", layer, key)
-        return None
+def _check_module(layer: RawLayer, key: str, rel: str, root: Path, log: ProblemLog) -> None:
+    """Check one module path: it exists, is a module or package, and has an importable name."""
     try:
         path = root / rel
         is_file, is_dir = path.is_file(), path.is_dir()
@@ -52,10 +53,10 @@ def _check_module(layer: RawLayer, key: str, rel: str, root: Path, log: ProblemL
         is_file = is_dir = False
     if not (is_file or is_dir):
         log.problem(f"module {rel!r} not found (looked for {(root / rel).absolute()})", layer, key)
-        return None
+        return
     if is_file and path.suffix != ".py":
         log.problem(f"module {rel!r} must be a .py file or a package folder", layer, key)
-        return None
+        return
     name = module_name(path)
     if not name.isidentifier():
         log.problem(
@@ -64,11 +65,10 @@ def _check_module(layer: RawLayer, key: str, rel: str, root: Path, log: ProblemL
             layer,
             key,
         )
-        return None
+        return
     if key == "launch_module" and is_dir and not (path / "__main__.py").is_file():
         log.problem(
             f"launch package {rel!r} has no __main__.py, so 'python -m {name}' cannot run it",
             layer,
             key,
         )
-    return name

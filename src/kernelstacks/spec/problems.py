@@ -31,6 +31,8 @@ class RawLayer:
     frameworks: tuple[str, ...] = field(default_factory=tuple)
     bad_keys: set[str] = field(default_factory=set)
     refs_ok: bool = False
+    #: Effective ``package_indexes``: normalised package -> (index, build name that declared it).
+    package_indexes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

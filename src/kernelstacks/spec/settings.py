@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from kernelstacks._support.errors import Problem, did_you_mean
-from kernelstacks.spec.fields import NAME_RE, TOOL_FIELDS_BY_NAME, Kind, check_requirement
+from kernelstacks.spec.fields import PLAIN_NAME_RE, TOOL_FIELDS_BY_NAME, Kind, check_requirement
 from kernelstacks.spec.model import matches
 from kernelstacks.spec.problems import ProblemLog, RawLayer
 
@@ -52,6 +52,12 @@ def uv_settings(doc: dict[str, Any], root: Path, log: ProblemLog) -> dict[str, A
     return {}
 
 
+def uv_settings_label(doc: dict[str, Any]) -> str:
+    """Where the uv settings came from, as problems name it."""
+    tool = doc.get("tool")
+    return "[tool.uv]" if isinstance(tool, dict) and "uv" in tool else UV_SETTINGS_FILE
+
+
 def tool_settings(doc: dict[str, Any], log: ProblemLog) -> dict[str, Any]:
     """Validate ``[tool.kernelstacks]``: our own keys only."""
     tool = _tool(doc, log)
@@ -73,7 +79,7 @@ def tool_settings(doc: dict[str, Any], log: ProblemLog) -> dict[str, Any]:
             continue
         settings[key] = value
     name = settings.get("name")
-    if isinstance(name, str) and not NAME_RE.match(name):
+    if isinstance(name, str) and not PLAIN_NAME_RE.match(name):
         log.problem(
             f"invalid stack name {name!r}: use only letters, digits, '.', '_' and '-'",
             key="name",
@@ -82,28 +88,7 @@ def tool_settings(doc: dict[str, Any], log: ProblemLog) -> dict[str, Any]:
     return settings
 
 
-# -- pass 8: what layers refer to in the settings -----------------------------------------------
-
-
-def check_indexes(raw: list[RawLayer], uv: dict[str, Any], log: ProblemLog) -> None:
-    """``priority_indexes``/``package_indexes`` must name indexes from ``[tool.uv]``."""
-    indexes = uv.get("index", [])
-    known = (
-        [i["name"] for i in indexes if isinstance(i, dict) and "name" in i]
-        if isinstance(indexes, list)
-        else []
-    )
-    for layer in raw:
-        used = [("priority_indexes", n) for n in layer.data.get("priority_indexes", [])]
-        used += [("package_indexes", n) for n in layer.data.get("package_indexes", {}).values()]
-        for key, name in used:
-            if name not in known:
-                where = (
-                    f" (defined: {', '.join(known)})"
-                    if known
-                    else (" (no named indexes are defined in [tool.uv] index)")
-                )
-                log.problem(f"unknown index '{name}'{did_you_mean(name, known)}{where}", layer, key)
+# -- pass 9: kernel applications named in the settings -------------------------------------------
 
 
 def check_kernel_patterns(raw: list[RawLayer], settings: dict[str, Any], log: ProblemLog) -> None:

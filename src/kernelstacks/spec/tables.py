@@ -7,6 +7,7 @@ passes do not trip over it again.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from kernelstacks._support.errors import did_you_mean
@@ -17,6 +18,7 @@ from kernelstacks.spec.fields import (
     LINUX_TARGET_RE,
     MACOSX_TARGET_RE,
     NAME_RE,
+    PLAIN_NAME_RE,
     PLATFORMS,
     SECTIONS,
     TOP_LEVEL_KEYS,
@@ -135,17 +137,29 @@ def _check_values(layer: RawLayer, log: ProblemLog) -> None:
 
 
 def _check_name(layer: RawLayer, log: ProblemLog) -> None:
-    """Names become directory and deploy names: only a safe set of characters."""
+    """Names become directory names: refuse what no file system takes, warn where venvstacks does.
+
+    venvstacks accepts any name but recommends letters, digits, ``_`` and ``-``; ``@`` loads with
+    a warning because versioned layers deploy as ``<build-name>@<lock_version>``.
+    """
     name = layer.data.get("name")
-    if isinstance(name, str) and not NAME_RE.match(name):
-        hint = ""
-        if "@" in name:
-            hint = " ('@' separates the lock version in deploy names; use e.g. '-')"
+    if not isinstance(name, str):
+        return
+    if not NAME_RE.match(name):
         log.problem(
-            f"invalid name {name!r}: use only letters, digits, '.', '_' and '-'{hint}",
+            f"invalid name {name!r}: a layer name becomes a directory name, so it must not be "
+            'empty, "." or "..", contain / \\ : * ? " < > | or control characters, or start '
+            "or end with a space",
             layer,
             "name",
         )
+        return
+    if not PLAIN_NAME_RE.match(name):
+        odd = "".join(dict.fromkeys(c for c in name if not PLAIN_NAME_RE.match(c)))
+        why = "venvstacks recommends only letters, digits, '.', '_' and '-'"
+        if "@" in odd:
+            why += "; '@' also separates a versioned layer's name from its lock version"
+        log.warn(f"{layer.label}: name {name!r} contains {odd!r} ({why})")
 
 
 def _check_implementation(layer: RawLayer, log: ProblemLog) -> None:
@@ -173,18 +187,21 @@ def _check_platform_names(layer: RawLayer, log: ProblemLog) -> None:
 
 
 def _check_targets(layer: RawLayer, log: ProblemLog) -> None:
-    """``linux_target`` is ``glibc@X.Y`` (or ``X.Y``); ``macosx_target`` a version."""
+    """``linux_target`` is ``glibc`` or ``glibc@X.Y``; ``macosx_target`` a version."""
     target = layer.data.get("linux_target")
     if isinstance(target, str) and not LINUX_TARGET_RE.match(target):
+        if target.partition("@")[0] != "glibc":
+            hint = f' (write "glibc@{target}")' if re.fullmatch(r"\d+\.\d+", target) else ""
+            message = f"invalid linux_target {target!r}: the libc must be 'glibc'{hint}"
+        else:
+            message = f"invalid linux_target {target!r}: the glibc version must be X.Y"
         log.problem(
-            f'invalid linux_target {target!r}: expected "glibc@X.Y" (e.g. "glibc@2.28")',
-            layer,
-            "linux_target",
+            f'{message}; expected "glibc" or "glibc@X.Y" (e.g. "glibc@2.28")', layer, "linux_target"
         )
     target = layer.data.get("macosx_target")
     if isinstance(target, str) and not MACOSX_TARGET_RE.match(target):
         log.problem(
-            f'invalid macosx_target {target!r}: expected a version such as "12.0"',
+            f'invalid macosx_target {target!r}: expected a macOS version such as "14" or "12.0"',
             layer,
             "macosx_target",
         )
