@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from conftest import local_python
 from engine_helpers import EXCLUDE_NEWER, ks
 from helpers import write_spec
+from kernel_helpers import user_kernels_dir
 
 pytest.importorskip("nbclient")
 
@@ -145,6 +147,15 @@ def test_every_magic_on_python_3_10_and_3_13(versions_stack: Path) -> None:
 
 
 def test_every_magic_with_ipykernel_7(ipykernel7_stack: Path) -> None:
+    python = ipykernel7_stack.parent / "_build" / "app-py312" / "bin" / "python"
+    code = (
+        "import json; from ipykernel.kernelspec import get_kernel_dict as g; print(json.dumps(g()))"
+    )
+    theirs = json.loads(subprocess.run([python, "-c", code], capture_output=True, text=True,
+                                       check=True).stdout)  # fmt: skip
+    ours = json.loads((user_kernels_dir() / "kernelstacks-ipk7-py312" / "kernel.json").read_text())
+    assert theirs.get("kernel_protocol_version")  # ipykernel 7 writes one...
+    assert ours["kernel_protocol_version"] == theirs["kernel_protocol_version"]  # ...and so do we
     nb, out = run_cells("kernelstacks-ipk7-py312")
     assert "ipykernel 7." in out["import ipykernel\nprint('ipykernel', ipykernel.__version__)"]
     check(nb, out, "3.12")
