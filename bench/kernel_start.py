@@ -151,7 +151,8 @@ def main() -> None:
             f"Median of {args.runs} alternating starts, `start_kernel` to the first "
             f"`kernel_info_reply`; Python {platform.python_version()}, {os.cpu_count()} cores, "
             f"measured {time.strftime('%Y-%m-%d')}. Both kernels have {', '.join(JUPYTER + DATA)} "
-            "on the same runtime; the layered one also loads the `%venvstacks` extension.",
+            "on the same runtime; the layered one starts through its kernelspec's launcher "
+            "(which checks the stack) and also loads the `%venvstacks` extension.",
             "",
             "| kernel | median | min | max |",
             "| --- | --- | --- | --- |",

@@ -31,16 +31,25 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def jupyter_lab(root: Path) -> Iterator[str]:
-    """Start JupyterLab on a free loopback port without a token; yield its base URL."""
+def jupyter_server(root: Path, app: str = "lab") -> Iterator[str]:
+    """Start JupyterLab (``lab``) or Notebook 7 (``notebook``) on a free loopback port without a
+    token; yield its base URL."""
     port = free_port()
-    log = open(root / "jupyterlab.log", "w")  # noqa: SIM115 - closed below
+    log = open(root / f"jupyter-{app}.log", "w")  # noqa: SIM115 - closed below
+    extra = (
+        [
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
+        if app == "lab"
+        else []
+    )
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "jupyter",
-            "lab",
+            app,
             "--no-browser",
             "--allow-root",
             f"--port={port}",
@@ -48,8 +57,7 @@ def jupyter_lab(root: Path) -> Iterator[str]:
             "--ServerApp.token=",
             "--ServerApp.password=",
             f"--ServerApp.root_dir={root}",
-            "--LabApp.news_url=None",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -62,10 +70,10 @@ def jupyter_lab(root: Path) -> Iterator[str]:
                 urllib.request.urlopen(f"{url}/api/status", timeout=2)
                 break
             if proc.poll() is not None:
-                raise RuntimeError((root / "jupyterlab.log").read_text())
+                raise RuntimeError((root / f"jupyter-{app}.log").read_text())
             time.sleep(0.5)
         else:
-            raise RuntimeError("JupyterLab did not start in 120 s")
+            raise RuntimeError(f"jupyter {app} did not start in 120 s")
         yield url
     finally:
         proc.terminate()
@@ -74,6 +82,11 @@ def jupyter_lab(root: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def jupyter_lab(root: Path) -> contextlib.AbstractContextManager[str]:
+    """JupyterLab on a free loopback port (see :func:`jupyter_server`)."""
+    return jupyter_server(root, "lab")
 
 
 @contextlib.contextmanager
@@ -132,3 +145,50 @@ def run_cell(page, code: str, expect: str, timeout: float = 120_000) -> str:
     output = cell.locator(".jp-OutputArea-output", has_text=expect).first
     output.wait_for(timeout=timeout)
     return output.inner_text()
+
+
+def notebook_url(base: str, app: str, name: str) -> str:
+    """Where a notebook file in the server's root opens: Lab's tree or Notebook 7's page."""
+    return f"{base}/lab/tree/{name}" if app == "lab" else f"{base}/notebooks/{name}"
+
+
+def open_notebook(page, url: str) -> None:
+    """Open a notebook file and wait until its kernel is idle (Lab and Notebook 7 alike).
+
+    Recent JupyterLab asks which kernel to start for a notebook opened from a file ("Select
+    Kernel", preselecting the one in its metadata): accept it.
+    """
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=120_000)
+    select = page.locator(".jp-Dialog", has_text="Select Kernel")
+    with contextlib.suppress(Exception):
+        select.wait_for(timeout=10_000)
+        select.locator(".jp-Dialog-button.jp-mod-accept").click()
+        select.wait_for(state="detached", timeout=30_000)
+    wait_idle(page)
+
+
+def wait_idle(page, timeout: float = 120_000) -> None:
+    """The notebook toolbar's execution indicator says the kernel is idle."""
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+        timeout=timeout
+    )
+
+
+def run_cell_at(page, index: int) -> None:
+    """Select code cell ``index`` (counting every cell) and run it with Shift+Enter."""
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    cell.locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Shift+Enter")
+
+
+def run_all(page) -> None:
+    """Run > Run All Cells (both UIs have it): every cell is sent to the kernel at once."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+
+def prompt_of(page, index: int) -> str:
+    """The input prompt of cell ``index`` (``[ ]:``, ``[*]:``, ``[3]:``)."""
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    return cell.locator(".jp-InputPrompt").inner_text().strip()

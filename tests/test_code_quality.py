@@ -49,7 +49,9 @@ def test_no_module_is_too_big() -> None:
 
 def test_kernel_side_imports_only_stdlib_ipython_and_widgets() -> None:
     """The kernel side runs in layers where kernelstacks (uv, typer, rich...) is not installed."""
-    allowed = {"IPython", "ipywidgets", "kernelstacks_kernel", "packaging", "traitlets"}
+    # ipykernel (and its pyzmq) are in every kernel stack: the launcher starts them
+    allowed = {"IPython", "ipykernel", "ipywidgets", "kernelstacks_kernel", "packaging"}
+    allowed |= {"traitlets", "zmq"}
     stdlib = set(sys.stdlib_module_names)
     bad = []
     for path in (SRC / "kernelstacks_kernel").rglob("*.py"):

@@ -29,7 +29,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     }
     kernels = Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels"
     for app in ("analysis", "notebook"):
-        spec = json.loads((kernels / f"kernelstacks-demo-{app}" / "kernel.json").read_text())
-        assert spec["argv"][0] == str(build / f"app-{app}" / "bin" / "python")
+        spec_dir = kernels / f"kernelstacks-demo-{app}"
+        spec = json.loads((spec_dir / "kernel.json").read_text())
+        assert spec["argv"][0] == str(spec_dir / "kernelstacks-launch")  # execs the layer's python
+        python = spec["metadata"]["kernelstacks"]["python"]
+        assert python == str(build / f"app-{app}" / "bin" / "python")
     again = ks("demo", "--dir", tmp_path / "demo")
     assert "unchanged" in again.stderr and "built " not in again.stderr

@@ -156,7 +156,7 @@ def test_build_button_runs_the_real_tool(chain) -> None:
     assert not ex.busy and buttons_idle(ex)
     assert ex.progress.value == ex.progress.max == len(ALL_LAYERS)
     assert ex.progress.bar_style == "success"
-    log = ex.log.value
+    log = ex.panel.text
     assert "app-lab" in log and "framework-data" in log and "unchanged" in log
     assert ex.status.value.startswith("build done") and "5 unchanged" in ex.status.value
     assert ex.notice.value == ""  # nothing of this kernel was rebuilt: no restart needed
@@ -170,7 +170,7 @@ def test_lock_button_and_scope(chain) -> None:
     assert ex.wait(300) and buttons_idle(ex)
     assert ex.progress.value == ex.progress.max == len(ALL_LAYERS)
     assert ex.status.value.startswith("lock done") and "5 valid" in ex.status.value
-    assert "app-plain: valid" in ex.log.value
+    assert "app-plain: valid" in ex.panel.text
 
     # "selected layer" passes --include: app-plain is neither below nor above framework-data
     ex.select_layer("framework-data")
@@ -178,7 +178,7 @@ def test_lock_button_and_scope(chain) -> None:
     ex.lock_button.click()
     assert ex.wait(300)
     assert 2 <= ex.progress.value == ex.progress.max < len(ALL_LAYERS)
-    assert "framework-data" in ex.log.value and "app-plain" not in ex.log.value
+    assert "framework-data" in ex.panel.text and "app-plain" not in ex.panel.text
 
 
 def test_failing_stack_file_is_reported_not_raised(
@@ -192,14 +192,14 @@ def test_failing_stack_file_is_reported_not_raised(
     ex = explorer(chain)
     assert set(ex.tree_rows) == LAB_CHAIN  # show failed: this kernel's chain only
     assert "show failed" in ex.header.value
-    assert "unknown runtime 'cpython-3.21'" in ex.log.value
+    assert "unknown runtime 'cpython-3.21'" in ex.panel.text
     assert "show failed" in ex.status.value
 
     ex.build_button.click()
     assert ex.wait(300) and buttons_idle(ex)
     assert ex.status.value.startswith("build failed")
     assert "problems in the stack file" in ex.status.value
-    assert "did you mean 'cpython-3.12'" in ex.log.value
+    assert "did you mean 'cpython-3.12'" in ex.panel.text
     assert ex.progress.bar_style == "danger" and ex.notice.value == ""
 
 

@@ -14,8 +14,7 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from kernelstacks_kernel.chain import LayerInfo, current_chain
-from kernelstacks_kernel.contract import LAYER_METADATA
+from kernelstacks_kernel.chain import LayerInfo
 from kernelstacks_kernel.explorer import (
     JsonDocument,
     StackLayer,
@@ -32,43 +31,13 @@ from kernelstacks_kernel.explorer.render import caption_html, header_html, tree_
 from kernelstacks_kernel.explorer.tree import StackTree
 from kernelstacks_kernel.inventory import Dist
 from kernelstacks_kernel.toolrun import ToolRun
-
-SITE = "lib/python3.12/site-packages"
-
-
-def fake_layer(build: Path, name: str, meta: dict | None, dists: dict[str, str]) -> None:
-    """A layer directory: venvstacks metadata and one ``.dist-info`` per distribution."""
-    site = build / name / SITE
-    site.mkdir(parents=True)
-    if meta is not None:
-        (build / name / LAYER_METADATA).parent.mkdir(parents=True)
-        (build / name / LAYER_METADATA).write_text(json.dumps(meta))
-    for dist, version in dists.items():
-        info = site / f"{dist}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-        (site / f"{dist}.py").write_text("x" * 100)
-        (info / "RECORD").write_text(f"{dist}.py,,\n")
+from layer_fakes import make_chain
 
 
 @pytest.fixture
 def chain(tmp_path: Path) -> list[LayerInfo]:
     """app-lab on framework-data on cpython-3.12, plus app-plain (not in the chain)."""
-    build = tmp_path / "_build"
-    runtime = {"site_dir": SITE, "python": "bin/python3", "kernelstacks": {"kind": "runtime"}}
-    fake_layer(build, "cpython-3.12", runtime, {})
-    data = {"site_dir": SITE, "kernelstacks": {"kind": "framework", "layer": "framework-data"}}
-    fake_layer(build, "framework-data", data, {"attrs": "24.2.0", "six": "1.16.0"})
-    app = {
-        "site_dir": SITE,
-        "launch_module": "lab",
-        "base_python": "../cpython-3.12/bin/python3",
-        "python": "bin/python",
-        "pylib_dirs": [f"../framework-data/{SITE}", f"../cpython-3.12/{SITE}"],
-    }
-    fake_layer(build, "app-lab", app, {"tabulate": "0.9.0", "six": "1.17.0"})
-    fake_layer(build, "app-plain", None, {"idna": "3.10"})
-    return current_chain(prefix=str(build / "app-lab"))
+    return make_chain(tmp_path)
 
 
 def test_chain_fallback_tree_and_show_document(chain: list[LayerInfo]) -> None:
@@ -219,14 +188,25 @@ def test_panel_follows_events_and_caps_the_log() -> None:
     panel.begin("build")
     assert panel.status.value == "build: starting kernelstacks…" and panel.progress.max == 1
     panel.follow({"event": "start", "action": "build", "total": 2, "layers": ["a", "b"]})
-    panel.follow({"event": "layer_started", "layer": "a", "action": "build"})
-    assert panel.status.value == "build a…"
+    panel.follow({"event": "layer_started", "layer": "a", "action": "checking"})
+    assert panel.status.value == "a: checking…"
+    panel.follow({"event": "layer_started", "layer": "b", "action": "checking"})
+    panel.follow({"event": "step", "layer": "a", "message": "installing packages"})
+    # the layer whose step came last is named, not the last one that started
+    assert panel.status.value == "a: installing packages… (+1 more in progress)"
+    panel.follow({"event": "layer_finished", "layer": "a", "status": "built"})
+    assert panel.status.value == "b: checking…"
     for _ in range(3):  # never past the end
         panel.follow({"event": "layer_finished", "layer": "a", "status": "built"})
     assert (panel.progress.value, panel.progress.max) == (2, 2)
-    panel.show_result(False, "build failed: x")
-    assert panel.progress.bar_style == "danger" and panel.log.value.endswith("build failed: x")
+    panel.show_result(False, "build failed: <x>")
+    assert panel.progress.bar_style == "danger" and panel.text.endswith("build failed: <x>")
+    # the log is HTML laid out bottom-up, so the browser keeps the newest line in view
+    assert "flex-direction: column-reverse" in panel.log.value
+    assert panel.log.value.count("build failed: &lt;x&gt;") == 1
     for n in range(MAX_LOG_LINES + 5):
         panel.write(str(n))
-    lines = panel.log.value.splitlines()
+    lines = panel.text.splitlines()
     assert len(lines) == MAX_LOG_LINES and lines[-1] == str(MAX_LOG_LINES + 4)
+    panel.begin("lock")  # a new run starts with an empty log
+    assert panel.text == "" and panel.progress.value == 0

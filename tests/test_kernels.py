@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +37,7 @@ class Session:
         """Execute code; return text output and the raw messages."""
         msg_id = self.kc.execute(code)
         text, msgs = [], []
+        self.last_reply = self._reply(msg_id, timeout)
         while True:
             msg = self.kc.get_iopub_msg(timeout=timeout)
             if msg["parent_header"].get("msg_id") != msg_id:
@@ -42,13 +45,19 @@ class Session:
             msgs.append(msg)
             kind, content = msg["msg_type"], msg["content"]
             if kind == "stream":
-                text.append(content["text"])
+                text.append(content["text"].replace("\r\n", "\n"))
             elif kind in ("execute_result", "display_data"):
                 text.append(content["data"].get("text/plain", ""))
             elif kind == "error":
                 text.append(f"{content['ename']}: {content['evalue']}")
             elif kind == "status" and content["execution_state"] == "idle":
                 return "".join(text), msgs
+
+    def _reply(self, msg_id: str, timeout: float) -> dict:
+        while True:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"]
 
     def close(self) -> None:
         self.kc.stop_channels()
@@ -72,17 +81,49 @@ def test_kernelspec_is_registered(kernel_stack: Path) -> None:
     specs = json.loads(proc.stdout)["kernelspecs"]
     assert LAB_KERNEL in specs
     assert "kernelstacks-kst-plain" not in specs  # no ipykernel in its stack
+    spec_dir = user_kernels_dir() / LAB_KERNEL
     spec = kernel_json(LAB_KERNEL)
-    assert spec["argv"][1:5] == ["-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    assert spec["argv"][0] == str(kernel_stack.parent / "_build" / "app-lab" / "bin" / "python")
+    # argv[0] is the kernelspec's own launcher, which execs the layer's interpreter
+    assert spec["argv"] == [str(spec_dir / "kernelstacks-launch"), "-f", "{connection_file}"]
+    assert os.access(spec_dir / "kernelstacks-launch", os.X_OK)
+    python = kernel_stack.parent / "_build" / "app-lab" / "bin" / "python"
+    launcher = (spec_dir / "kernelstacks-launch").read_text()
+    assert 'exec "$python" -Xfrozen_modules=off -m kernelstacks_kernel.launch' in launcher
+    assert f"python={python}" in launcher
     assert spec["language"] == "python" and spec["interrupt_mode"] == "signal"
     assert spec["display_name"].startswith("kst: lab (Python 3.12.")
-    assert spec["env"]["PATH"].endswith("${PATH}")
+    assert "metadata" in spec and "kernel_provisioner" not in spec["metadata"]
+    # the environment is extended by the launcher; kernel.json only names the stack
+    assert not {"PATH", "PYTHONPATH", "JUPYTER_PATH"} & set(spec["env"])
+    assert spec["env"]["KERNELSTACKS_LAYER"] == "app-lab"
     meta = spec["metadata"]["kernelstacks"]
     assert meta["chain"] == ["app-lab", "framework-data", "framework-jupyter", "cpython-3.12"]
-    assert meta["lock_versions"]["app-lab"] == 1
+    assert meta["lock_versions"]["app-lab"] == 1 and meta["python"] == str(python)
     for logo in ("logo-32x32.png", "logo-64x64.png"):
-        assert (user_kernels_dir() / LAB_KERNEL / logo).read_bytes().startswith(b"\x89PNG")
+        assert (spec_dir / logo).read_bytes().startswith(b"\x89PNG")
+
+
+def test_kernel_json_carries_what_ipykernel_install_writes(kernel_stack: Path) -> None:
+    """The stack's own ipykernel says what ``ipykernel install`` would write for it."""
+    python = kernel_stack.parent / "_build" / "app-lab" / "bin" / "python"
+    code = (
+        "import json; from ipykernel.kernelspec import get_kernel_dict as g; print(json.dumps(g()))"
+    )
+    theirs = json.loads(subprocess.run([python, "-c", code], capture_output=True, text=True,
+                                       check=True).stdout)  # fmt: skip
+    ours = kernel_json(LAB_KERNEL)
+    assert ours.get("kernel_protocol_version") == theirs.get("kernel_protocol_version")
+    assert ours["language"] == theirs["language"]
+    for key, value in theirs["metadata"].items():
+        if key != "supported_encryption":  # not claimed: the fallback kernel cannot encrypt
+            assert ours["metadata"][key] == value, key
+    assert "supported_encryption" not in ours["metadata"]
+
+
+def test_logos_differ_between_stacks(kernel_stack: Path, tour_stack: Path) -> None:
+    mine = (user_kernels_dir() / LAB_KERNEL / "logo-svg.svg").read_text()
+    tour = (user_kernels_dir() / "kernelstacks-tour-lab" / "logo-svg.svg").read_text()
+    assert mine != tour and mine.count("<rect") == tour.count("<rect") == 3
 
 
 def test_kernel_imports_from_every_layer(lab: Session) -> None:
@@ -103,16 +144,46 @@ def test_shell_commands_see_the_stack(lab: Session) -> None:
     assert out.strip().endswith("/_build/app-lab")
 
 
+def test_pip_in_the_kernel_is_the_stacks(lab: Session) -> None:
+    out, _ = lab.run("!which pip")
+    assert out.strip() == str(user_kernels_dir() / LAB_KERNEL / "bin" / "pip")
+    out, _ = lab.run("!pip list")
+    assert re.search(r"^attrs\s+\S+\s+framework-data$", out, re.M), out
+    assert re.search(r"^tabulate\s+\S+\s+app-lab$", out, re.M), out
+    out, _ = lab.run("!python -m pip show ipykernel")
+    assert "Name: ipykernel" in out and "Layer: framework-jupyter" in out
+    out, _ = lab.run("!pip install humanize; echo status=$?")
+    assert "%venvstacks add humanize" in out and "status=1" in out
+    out, _ = lab.run("!python -m pip freeze")
+    assert "attrs==" in out and "humanize" not in out
+    out, _ = lab.run("%pip install humanize")
+    reply = lab.last_reply
+    assert reply["status"] == "error" and reply["ename"] == "VenvstacksError"
+    assert "%venvstacks add humanize" in out and "Traceback" not in out
+    out, _ = lab.run("%pip show tabulate")
+    assert "Layer: app-lab" in out and lab.last_reply["status"] == "ok"
+
+
 def test_venvstacks_magic_shows_chain(lab: Session) -> None:
     out, msgs = lab.run("%venvstacks")
     for name in ("app-lab", "framework-data", "framework-jupyter", "cpython-3.12"):
         assert name in out
     data = next(m["content"]["data"] for m in msgs if m["msg_type"] == "display_data")
-    assert "text/html" in data and "<table>" in data["text/html"]
-    kinds = [layer["kind"] for layer in data["application/json"]["layers"]]
+    assert set(data) == {"text/html", "text/plain"}  # never a JSON tree in Lab or VS Code
+    assert "<table>" in data["text/html"]
+    _, msgs = lab.run("%venvstacks show --json")
+    data = next(m["content"]["data"] for m in msgs if m["msg_type"] == "display_data")
+    assert set(data) == {"application/vnd.kernelstacks+json", "text/plain"}
+    kinds = [layer["kind"] for layer in data["application/vnd.kernelstacks+json"]["layers"]]
     assert kinds == ["application", "framework", "framework", "runtime"]
+    _, msgs = lab.run("%venvstacks packages --json")
+    data = next(m["content"]["data"] for m in msgs if m["msg_type"] == "display_data")
+    packages = data["application/vnd.kernelstacks+json"]["packages"]
+    assert all(len(p["requires"]) == len(set(p["requires"])) for p in packages)
     out, _ = lab.run("%venvstacks nonsense")
+    assert lab.last_reply["status"] == "error" and lab.last_reply["ename"] == "VenvstacksError"
     assert "unknown subcommand" in out and "Traceback" not in out
+    assert len(lab.last_reply["traceback"]) == 1
 
 
 def test_interrupt_restart_shutdown(lab: Session) -> None:
@@ -169,61 +240,81 @@ def test_list_remove_prune_never_touch_foreign_specs(kernel_stack: Path, tmp_pat
     shutil.copytree(kernels / LAB_KERNEL, ghost)
     spec = json.loads((ghost / "kernel.json").read_text())
     spec["metadata"]["kernelstacks"]["build_dir"] = str(tmp_path / "gone")
-    spec["argv"][0] = str(tmp_path / "gone" / "app-ghost" / "bin" / "python")
     (ghost / "kernel.json").write_text(json.dumps(spec))
     foreign = kernels / "someone-elses"
     foreign.mkdir()
     (foreign / "kernel.json").write_text('{"argv": ["x"], "display_name": "x", "language": "x"}')
 
-    listed = json.loads(ks("kernels", "list", "--json", "--prefix", tmp_path).stdout)
-    health = {k["name"]: k["health"] for k in listed}
-    assert health[LAB_KERNEL] == "ok" and health["kernelstacks-kst-ghost"] == "broken"
-    assert "someone-elses" not in health and "python3" not in health
+    assert ks("kernels", "list", "--check").returncode == 0  # the user dir alone is healthy
+    proc = ks("kernels", "list", "--json", "--check", "--prefix", tmp_path, check=False)
+    assert proc.returncode == 1  # the ghost is broken
+    listed = json.loads(proc.stdout)
+    health = {(k["name"], k["directory"]): k for k in listed}
+    user_copy = health[(LAB_KERNEL, str(user_kernels_dir() / LAB_KERNEL))]
+    prefix_copy = health[(LAB_KERNEL, str(kernels / LAB_KERNEL))]
+    assert user_copy["health"] == prefix_copy["health"] == "ok"
+    assert user_copy["hidden_by"] is None  # Jupyter uses the per-user copy...
+    assert prefix_copy["hidden_by"] == str(user_kernels_dir() / LAB_KERNEL)  # ...not this one
+    assert health[("kernelstacks-kst-ghost", str(ghost))]["health"] == "broken"
+    names = {k["name"] for k in listed}
+    assert "someone-elses" not in names and "python3" not in names
 
     proc = ks("kernels", "remove", "someone-elses", "--prefix", tmp_path, check=False)
     assert proc.returncode == 1 and foreign.exists()
+    dry = ks("kernels", "prune", "--dry-run", "--prefix", tmp_path)
+    assert "would prune kernelstacks-kst-ghost" in dry.stdout and ghost.exists()
     ks("kernels", "prune", "--prefix", tmp_path)
     assert not ghost.exists() and foreign.exists()
-    assert (user_kernels_dir() / LAB_KERNEL).exists()
+    assert (user_kernels_dir() / LAB_KERNEL).exists() and (kernels / LAB_KERNEL).exists()
 
 
-def test_broken_stack_shows_message_through_provisioner(kernel_stack: Path, tmp_path: Path) -> None:
-    from importlib.metadata import entry_points
+def test_kernel_settings_from_the_stack_file(kernel_stack: Path, tmp_path: Path) -> None:
+    """display_name, logo, env and interrupt_mode of [tool.kernelstacks.kernelspec.<app>]."""
+    copy = tmp_path / "stack"
+    shutil.copytree(kernel_stack.parent / "requirements", copy / "requirements")
+    for name in ("lab.py", "plain.py"):
+        shutil.copyfile(kernel_stack.parent / name, copy / name)
+    (copy / "lab.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"><circle r="9"/></svg>')
+    settings = (
+        "\n[tool.kernelstacks.kernelspec.lab]\n"
+        'display_name = "Lab with settings"\nlogo = "lab.svg"\n'
+        'env = { KS_TEST_SETTING = "on" }\ninterrupt_mode = "message"\n'
+    )
+    (copy / "venvstacks.toml").write_text(kernel_stack.read_text() + settings)
+    build = kernel_stack.parent / "_build"
+    ks("kernels", "install", copy / "venvstacks.toml", "--build-dir", build, "--prefix", tmp_path)
+    kernels = tmp_path / "share" / "jupyter" / "kernels"
+    spec = kernel_json(LAB_KERNEL, kernels)
+    assert spec["display_name"] == "Lab with settings" and spec["interrupt_mode"] == "message"
+    assert spec["env"]["KS_TEST_SETTING"] == "on"
+    assert "circle" in (kernels / LAB_KERNEL / "logo-svg.svg").read_text()
 
-    if not entry_points(
-        group="jupyter_client.kernel_provisioners", name="kernelstacks-provisioner"
-    ):
-        pytest.skip("kernelstacks is not installed (its provisioner entry point is missing)")
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
-    ks("kernels", "install", kernel_stack, "--prefix", tmp_path, "--provisioner")
-    kernels = tmp_path / "share" / "jupyter" / "kernels"
-    spec = json.loads((kernels / LAB_KERNEL / "kernel.json").read_text())
-    assert spec["metadata"]["kernel_provisioner"]["provisioner_name"] == "kernelstacks-provisioner"
-    spec["metadata"]["kernelstacks"]["chain"].append("framework-deleted")
-    (kernels / LAB_KERNEL / "kernel.json").write_text(json.dumps(spec))
-    ksm = KernelSpecManager(kernel_dirs=[str(kernels)])
-    km = KernelManager(kernel_name=LAB_KERNEL, kernel_spec_manager=ksm)
+    km = KernelManager(
+        kernel_name=LAB_KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)])
+    )
     km.start_kernel()
     kc = km.blocking_client()
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=120)
-        msg_id = kc.execute("print('hello')")
-        reply = kc.get_shell_msg(timeout=60)
-        while reply["parent_header"].get("msg_id") != msg_id:
-            reply = kc.get_shell_msg(timeout=60)
-        assert reply["content"]["status"] == "error"
-        texts = []
+        out: list[str] = []
+        kc.execute_interactive(
+            "import os; print(os.environ['KS_TEST_SETTING'])",
+            timeout=60,
+            output_hook=lambda m: out.append(m["content"].get("text", "")),
+        )
+        assert "".join(out).strip() == "on"
+        msg_id = kc.execute("import time; time.sleep(120)")
+        time.sleep(2)
+        km.interrupt_kernel()  # interrupt_mode "message": an interrupt_request, no signal
         while True:
-            msg = kc.get_iopub_msg(timeout=30)
-            if msg["msg_type"] == "stream":
-                texts.append(msg["content"]["text"])
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            reply = kc.get_shell_msg(timeout=60)
+            if reply["parent_header"].get("msg_id") == msg_id:
                 break
-        text = "".join(texts)
-        assert "framework-deleted" in text and "kernelstacks build" in text
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)

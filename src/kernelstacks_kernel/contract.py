@@ -161,3 +161,14 @@ EV_DONE = "done"
 EV_EDITED = "edited"
 #: A kernelspec was written: ``name``, ``directory``.
 EV_KERNEL_INSTALLED = "kernel_installed"
+
+# -- additions for the launcher (issue 12) ------------------------------------------------------
+
+#: Set by a kernel's launcher: the kernelspec directory it was started from.
+ENV_KERNEL_DIR = "KERNELSTACKS_KERNEL_DIR"
+#: The launcher script inside every kernelspec directory (``argv[0]`` of kernel.json).
+KERNEL_LAUNCHER = "kernelstacks-launch"
+#: Directory inside a kernelspec with the ``pip`` commands put first on the kernel's PATH.
+KERNEL_BIN = "bin"
+#: MIME type of ``%venvstacks ... --json`` output (no frontend ranks it above HTML).
+JSON_MIME = "application/vnd.kernelstacks+json"

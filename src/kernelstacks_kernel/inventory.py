@@ -19,7 +19,7 @@ from typing import Any
 from kernelstacks_kernel import contract
 from kernelstacks_kernel.chain import LayerInfo, current_chain, spec_path
 
-try:  # Python >= 3.11; on older runtimes lock/spec details are simply not shown
+try:  # Python >= 3.11; older runtimes read the lock and stack files with a small subset reader
     import tomllib
 except ImportError:  # pragma: no cover - depends on the kernel's Python
     tomllib = None  # type: ignore[assignment]
@@ -75,15 +75,19 @@ def _dist_size(dist: metadata.Distribution, site_dir: Path) -> int:
 
 
 def _requires(dist: metadata.Distribution) -> list[str]:
-    """Names a distribution depends on, ignoring optional extras."""
-    names = []
+    """Names a distribution depends on, ignoring optional extras, each name once.
+
+    A distribution may list one name several times with different markers (one per Python
+    version, say); the dependency is still one.
+    """
+    names: dict[str, None] = {}
     for req in dist.requires or []:
         if ";" in req and "extra" in req.split(";", 1)[1]:
             continue
         name = requirement_name(req)
         if name:
-            names.append(name)
-    return names
+            names[name] = None
+    return list(names)
 
 
 def layer_dists(layer: LayerInfo, index: int, with_size: bool = True) -> list[Dist]:
@@ -136,12 +140,18 @@ def visible(dists: list[Dist]) -> dict[str, Dist]:
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
-    if tomllib is None:
+    """A lock or stack file; without ``tomllib`` (Python < 3.11), the subset the kernel needs."""
+    try:
+        data = path.read_bytes()
+    except OSError:
         return {}
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except (OSError, ValueError):
+        if tomllib is None:
+            from kernelstacks_kernel.tomlsubset import loads
+
+            return loads(data.decode("utf-8"))
+        return tomllib.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
         return {}
 
 

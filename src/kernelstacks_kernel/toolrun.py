@@ -46,18 +46,25 @@ def tool_command() -> list[str]:
 def _tool_env() -> dict[str, str]:
     """The tool runs in its own Python: drop what points it at the kernel's.
 
-    The kernel's PATH starts with the stack's own bin dirs; left there, the tool would find the
-    stack's runtime when it looks for an interpreter on the machine.
+    The kernel's PATH starts with its kernelspec's ``bin`` (the stack's pip) and the stack's own
+    bin dirs; left there, the tool would find the stack's runtime when it looks for an
+    interpreter on the machine.
     """
     env = dict(os.environ)
     for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"):
         env.pop(var, None)
-    build_dir = os.environ.get(contract.ENV_BUILD_DIR)
-    if build_dir:
-        root = os.path.realpath(build_dir) + os.sep
+    roots = [
+        os.path.realpath(value) + os.sep
+        for value in (
+            os.environ.get(contract.ENV_BUILD_DIR),
+            os.environ.get(contract.ENV_KERNEL_DIR),
+        )
+        if value
+    ]
+    if roots:
         entries = env.get("PATH", "").split(os.pathsep)
         env["PATH"] = os.pathsep.join(
-            e for e in entries if not os.path.realpath(e or ".").startswith(root)
+            e for e in entries if not any(os.path.realpath(e or ".").startswith(r) for r in roots)
         )
     return env
 

@@ -140,8 +140,7 @@ def deploy(
     from kernelstacks.distribute.deploy import deploy as run_deploy
     from kernelstacks.distribute.deploy import relink as run_relink
     from kernelstacks.jupyter.deployed import deployed_kernel_plans
-    from kernelstacks.jupyter.install import write_kernelspec
-    from kernelstacks.jupyter.kernelspecs import kernels_dir
+    from kernelstacks.jupyter.install import Target, write_kernelspec
 
     reporter = make_reporter(json_output)
     try:
@@ -162,7 +161,7 @@ def deploy(
         if kernels or prefix or sys_prefix or user:
             scope, dest = scope_of(user, sys_prefix, prefix)
             for plan in deployed_kernel_plans(Path(where).absolute()):
-                path = write_kernelspec(plan, kernels_dir(scope, dest), force=False)
+                path = write_kernelspec(plan, Target(scope, dest), force=False)
                 if json_output:
                     print(
                         json.dumps(

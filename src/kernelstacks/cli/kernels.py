@@ -28,11 +28,11 @@ kernels_app = typer.Typer(
 
 
 ProvisionerOpt = Annotated[
-    bool | None,
+    bool,
     typer.Option(
         "--provisioner/--no-provisioner",
-        help="Name the kernelstacks provisioner in kernel.json (a broken stack then shows a "
-        "message instead of a dead kernel). Default: when jupyter_client is installed here.",
+        help="Also name the kernelstacks provisioner in kernel.json (an extra for a Jupyter "
+        "that has kernelstacks installed; every other Jupyter then hides the kernel).",
     ),
 ]
 
@@ -40,6 +40,12 @@ ProvisionerOpt = Annotated[
 def register(app: typer.Typer) -> None:
     """Add ``kernels`` to the root app."""
     app.add_typer(kernels_app, name="kernels")
+
+
+def _stderr() -> object:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @kernels_app.command("install")
@@ -51,44 +57,60 @@ def install(
     sys_prefix: SysPrefixOpt = False,
     prefix: PrefixOpt = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Replace a same-named spec kernelstacks did not write.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace a same-named spec kernelstacks did not write; register an app whose "
+            "layers are not all built (its kernel then explains what is missing).",
+        ),
     ] = False,
-    provisioner: ProvisionerOpt = None,
+    provisioner: ProvisionerOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Write a kernelspec for every kernel-enabled application layer of a built stack."""
+    from kernelstacks.jupyter.install import Target, install_kernels
 
     stack = load_stack(spec, json_output)
     try:
         scope, where = scope_of(user, sys_prefix, prefix)
-        from kernelstacks.jupyter.install import install_kernels
-
-        done = install_kernels(stack, include, build_dir, scope, where, force, provisioner)
+        done = install_kernels(stack, include, build_dir, Target(scope, where), force, provisioner)
     except KernelstacksError as exc:
         report_error(exc, json_output)
         raise typer.Exit(1) from None
+    for warning in done.warnings:
+        _stderr().print(f"[bold red]WARNING:[/] {warning}")  # type: ignore[attr-defined]
     if json_output:
-        print(json.dumps([{"name": n, "directory": str(p)} for n, p in done], indent=2))
+        rows = [{"name": n, "directory": str(p)} for n, p in done.kernels]
+        print(json.dumps(rows, indent=2))
         return
-    for name, path in done:
+    for name, path in done.kernels:
         console().print(f"[green]installed[/] kernel [bold]{name}[/] in {path}")
 
 
 @kernels_app.command("list")
 def list_(
     prefix: PrefixesOpt = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit with status 1 when any kernel is broken.")
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """The kernels kernelstacks wrote, with stack, layer, lock versions and health."""
+    """Every kernel kernelstacks wrote (hidden copies too), with its stack, layer and health."""
     from kernelstacks.jupyter.registry import check_health, find_kernels
 
     kernels = [check_health(k) for k in find_kernels(prefix)]
+    broken = [k for k in kernels if k.health != "ok"]
     if json_output:
         print(json.dumps([k.as_dict() for k in kernels], indent=2))
-        return
-    if not kernels:
+    elif not kernels:
         console().print("no kernels written by kernelstacks were found")
-        return
+    else:
+        _print_table(kernels)
+    if check and broken:
+        raise typer.Exit(1)
+
+
+def _print_table(kernels: list) -> None:
     from rich.table import Table
 
     table = Table("kernel", "stack / layer", "lock", "health", "directory")
@@ -96,6 +118,8 @@ def list_(
         d = k.as_dict()
         lock = d["lock_versions"].get(d["layer"])
         health = "[green]ok[/]" if k.health == "ok" else f"[red]broken[/]: {'; '.join(k.problems)}"
+        if k.hidden_by is not None:
+            health += f" [yellow](hidden by {k.hidden_by})[/]"
         where = f"{d['stack']} / {d['layer']}"
         table.add_row(k.name, where, str(lock or ""), health, str(k.directory))
     out = console()
@@ -112,7 +136,7 @@ def remove(
     ] = None,
     prefix: PrefixesOpt = None,
 ) -> None:
-    """Remove kernels kernelstacks wrote (by name, or all of one stack)."""
+    """Remove kernels kernelstacks wrote (by name, or all of one stack), every copy of each."""
     from kernelstacks.jupyter.install import remove_kernel
     from kernelstacks.jupyter.registry import find_kernels
 
@@ -139,8 +163,13 @@ def remove(
 
 
 @kernels_app.command("prune")
-def prune(prefix: PrefixesOpt = None) -> None:
-    """Remove kernels whose layers are gone."""
+def prune(
+    prefix: PrefixesOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say what would be removed.")
+    ] = False,
+) -> None:
+    """Remove kernels whose layers are gone (every copy, hidden ones included)."""
     from kernelstacks.jupyter.install import remove_kernel
     from kernelstacks.jupyter.registry import check_health, find_kernels
 
@@ -148,8 +177,12 @@ def prune(prefix: PrefixesOpt = None) -> None:
     for kernel in find_kernels(prefix):
         check_health(kernel)
         if any("missing" in p for p in kernel.problems):
-            remove_kernel(kernel)
+            if not dry_run:
+                remove_kernel(kernel)
             removed += 1
-            console().print(f"[green]pruned[/] {kernel.name}: {'; '.join(kernel.problems)}")
+            verb = "would prune" if dry_run else "pruned"
+            console().print(
+                f"[green]{verb}[/] {kernel.name} ({kernel.directory}): {'; '.join(kernel.problems)}"
+            )
     if not removed:
         console().print("nothing to prune: every kernelstacks kernel still has its layers")

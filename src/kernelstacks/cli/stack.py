@@ -122,11 +122,11 @@ def register_built_kernels(
     as_json: bool,
 ) -> None:
     """``build --kernels``: register the kernels after a successful build."""
-    from kernelstacks.jupyter.install import install_kernels
+    from kernelstacks.jupyter.install import Target, install_kernels
 
-    scope = "prefix" if prefix else "user"
-    done = install_kernels(stack, include, build_dir, scope, prefix)
-    for name, path in done:
+    target = Target("prefix", prefix) if prefix else Target("user")
+    done = install_kernels(stack, include, build_dir, target)
+    for name, path in done.kernels:
         if as_json:
             print(json.dumps({"event": "kernel_installed", "name": name, "directory": str(path)}))
         else:

@@ -1,25 +1,22 @@
-"""An optional kernel provisioner: a broken layered kernel becomes a readable message.
+"""An optional kernel provisioner (``kernels install --provisioner``): a safety net in the server.
 
-When a kernel's layers are missing (deleted build dir, half-removed stack), the plain kernelspec
-would start a process that dies at once and the notebook only says "kernel died". With this
-provisioner (written into kernel.json when the installing environment has jupyter_client), the
-server checks the layers before launching and, if they are broken, starts a tiny fallback kernel
-in the server's own Python that answers every cell with what is wrong and how to fix it.
+Every kernelspec's launcher already explains a broken stack inside the notebook, and that works
+in any Jupyter. This provisioner is an extra for a Jupyter that has kernelstacks installed beside
+it: before each launch it checks the layers and says what is wrong in the server's log; and if
+the kernelspec's own launcher is gone too, it starts the fallback kernel with the server's Python
+(which has kernelstacks_kernel, since it loaded this provisioner). jupyter_client hides specs whose
+provisioner it cannot load, so it is never named in a kernel.json unless asked for.
 
-Loaded by jupyter_client through the ``jupyter_client.kernel_provisioners`` entry point; imports
-nothing heavy at module level beyond jupyter_client itself.
+Loaded by jupyter_client through the ``jupyter_client.kernel_provisioners`` entry point.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
-
-FALLBACK_ENV = "KERNELSTACKS_FALLBACK_MESSAGE"
 
 
 def layer_problems(argv: list[str], metadata: dict[str, Any]) -> list[str]:
@@ -30,47 +27,36 @@ def layer_problems(argv: list[str], metadata: dict[str, Any]) -> list[str]:
     for layer in meta.get("chain", []):
         if not (build_dir / layer).is_dir():
             problems.append(f"layer '{layer}' is missing from {build_dir}")
+    python = meta.get("python")
+    if python and not Path(python).exists():
+        problems.append(f"the kernel's interpreter {python} does not exist")
     if argv and not Path(argv[0]).exists():
-        problems.append(f"the kernel's interpreter {argv[0]} does not exist")
+        problems.append(f"the kernel's launcher {argv[0]} does not exist")
     return problems
 
 
-def fallback_message(name: str, meta: dict[str, Any], problems: list[str]) -> str:
-    """The text the fallback kernel shows in every cell."""
-    spec = meta.get("spec", "<stack file>")
-    lines = [f"This kernelstacks kernel ({name}) cannot start:"]
-    lines += [f"  - {p}" for p in problems]
-    lines += [
-        "Rebuild the stack and re-register its kernels:",
-        f"  kernelstacks build {spec} --lock-if-needed --kernels",
-        "or remove kernels whose layers are gone: kernelstacks kernels prune",
-    ]
-    return "\n".join(lines)
-
-
 class KernelstacksProvisioner(LocalProvisioner):
-    """LocalProvisioner that swaps in a fallback kernel when the layers are broken."""
+    """LocalProvisioner that logs a broken stack and covers for a missing launcher."""
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        """Check the layers; if broken, launch the fallback kernel instead."""
+        """Check the layers; log what is wrong; start the fallback if nothing else can."""
         result = await super().pre_launch(**kwargs)
         spec = self.kernel_spec
-        problems = layer_problems(list(spec.argv), dict(spec.metadata or {}))
-        if not problems or importlib.util.find_spec("ipykernel") is None:
+        argv = list(spec.argv)
+        problems = layer_problems(argv, dict(spec.metadata or {}))
+        if not problems:
             return result
         name = getattr(self.parent, "kernel_name", "") or spec.display_name
-        message = fallback_message(name, spec.metadata.get("kernelstacks", {}), problems)
+        self.log.warning("kernelstacks kernel %s is broken: %s", name, "; ".join(problems))
+        if argv and Path(argv[0]).exists():
+            return result  # its launcher explains it in the notebook
+        lines = [f"This kernelstacks kernel ({name}) cannot start:"]
+        lines += [f"  - {p}" for p in problems]
+        lines.append("Register it again with 'kernelstacks kernels install', or remove it.")
         connection_file = getattr(self.parent, "connection_file", "")
-        result["cmd"] = [
-            sys.executable,
-            "-m",
-            "kernelstacks.jupyter.fallback_kernel",
-            "-f",
-            connection_file,
-        ]
+        fallback = [sys.executable, "-m", "kernelstacks_kernel.fallback"]
+        result["cmd"] = [*fallback, "-f", connection_file, "--message", "\n".join(lines)]
         env = dict(result.get("env") or {})
-        env[FALLBACK_ENV] = message
         env.pop("PYTHONPATH", None)
         result["env"] = env
-        self.log.warning("kernelstacks: %s", message)
         return result

@@ -1,4 +1,11 @@
-"""Find the kernelspecs kernelstacks wrote, wherever Jupyter looks, and check their health."""
+"""Find the kernelspecs kernelstacks wrote, wherever Jupyter looks, and check their health.
+
+Jupyter uses the first directory in its search path that holds a kernel name; copies of the same
+name further down are *hidden*: never started, but easy to create by registering into another
+scope, and confusing. Every copy is listed, hidden ones marked, so they can be found and pruned.
+Health is checked by the kernel's own launcher (``kernelstacks-launch --check``), so ``kernels
+list`` and the kernel itself judge a stack the same way.
+"""
 
 from __future__ import annotations
 
@@ -24,10 +31,18 @@ class KernelRecord:
     record: dict[str, Any]
     health: str = "unknown"
     problems: list[str] = field(default_factory=list)
+    #: The directory of the copy Jupyter uses instead of this one (None: this one is used).
+    hidden_by: Path | None = None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """``metadata.kernelstacks`` of kernel.json."""
+        meta = self.spec.get("metadata", {}).get("kernelstacks", {})
+        return meta if isinstance(meta, dict) else {}
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form for ``kernels list --json``."""
-        meta = self.spec.get("metadata", {}).get("kernelstacks", {})
+        meta = self.meta
         return {
             "name": self.name,
             "directory": str(self.directory),
@@ -38,7 +53,9 @@ class KernelRecord:
             "deploy_name": meta.get("deploy_name"),
             "lock_versions": meta.get("lock_versions", {}),
             "chain": meta.get("chain", []),
-            "python": (self.spec.get("argv") or [None])[0],
+            "python": meta.get("python"),
+            "scope": self.record.get("scope"),
+            "hidden_by": str(self.hidden_by) if self.hidden_by else None,
             "health": self.health,
             "problems": self.problems,
         }
@@ -64,36 +81,66 @@ def is_ours(directory: Path) -> bool:
 
 
 def find_kernels(extra_prefixes: list[Path] | None = None) -> list[KernelRecord]:
-    """Every kernelspec kernelstacks wrote, in Jupyter's search path (first one of a name wins)."""
-    found: dict[str, KernelRecord] = {}
+    """Every kernelspec kernelstacks wrote in Jupyter's search path, hidden copies included."""
+    found: list[KernelRecord] = []
+    first: dict[str, Path] = {}
     for directory in search_dirs(extra_prefixes):
         if not directory.is_dir():
             continue
         for entry in sorted(directory.iterdir()):
-            if entry.name in found or entry.name.startswith(".") or not is_ours(entry):
+            if entry.name.startswith(".") or not (entry / "kernel.json").is_file():
+                continue
+            winner = first.setdefault(entry.name, entry)
+            if not is_ours(entry):
                 continue
             spec = json.loads((entry / "kernel.json").read_text(encoding="utf-8"))
             record = json.loads((entry / RECORD).read_text(encoding="utf-8"))
-            found[entry.name] = KernelRecord(entry.name, entry, spec, record)
-    return list(found.values())
+            hidden = winner if winner != entry else None
+            found.append(KernelRecord(entry.name, entry, spec, record, hidden_by=hidden))
+    return found
+
+
+def launcher(kernel: KernelRecord) -> Path | None:
+    """The kernel's launcher when kernel.json starts it (kernelspecs of this version do)."""
+    argv = kernel.spec.get("argv") or []
+    if argv and Path(argv[0]).name == contract.KERNEL_LAUNCHER:
+        return Path(argv[0])
+    return None
 
 
 def check_health(kernel: KernelRecord) -> KernelRecord:
-    """Layers present and the interpreter runs (with the chain, as the kernel will)."""
-    meta = kernel.spec.get("metadata", {}).get("kernelstacks", {})
-    build_dir = Path(meta.get("build_dir", ""))
+    """Layers present and the kernel's interpreter able to start it, as its launcher judges."""
+    meta = kernel.meta
+    build_dir = Path(str(meta.get("build_dir", "")))
     for layer in meta.get("chain", []):
-        if not (build_dir / layer).is_dir():
+        if not (build_dir / str(layer)).is_dir():
             kernel.problems.append(f"layer {layer} missing from {build_dir}")
-    python = Path(kernel.spec["argv"][0])
-    if not python.exists():
-        kernel.problems.append(f"interpreter {python} missing")
-    elif not kernel.problems:
-        proc = subprocess.run(
-            [str(python), "-c", "import ipykernel"], capture_output=True, text=True, timeout=60
+    script = launcher(kernel)
+    if script is None:
+        kernel.problems.append(
+            "written by an older kernelstacks (no launcher): register it again with "
+            "'kernelstacks kernels install'"
         )
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
-            kernel.problems.append(f"interpreter does not start the kernel: {last}")
+    elif not script.is_file():
+        kernel.problems.append(f"its launcher {script} is missing")
+    elif not kernel.problems:
+        kernel.problems += _launcher_check(script)
     kernel.health = "ok" if not kernel.problems else "broken"
     return kernel
+
+
+def _launcher_check(script: Path) -> list[str]:
+    """Run ``kernelstacks-launch --check`` (the kernel's own checks, in its own interpreter)."""
+    try:
+        proc = subprocess.run([str(script), "--check"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [f"its launcher does not run: {exc}"]
+    for line in reversed(proc.stdout.strip().splitlines()):
+        try:
+            report = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(report, dict):
+            return [str(p) for p in report.get("problems", [])]
+    last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+    return [] if proc.returncode == 0 else [f"the kernel cannot start: {last}"]

@@ -88,6 +88,11 @@ def is_string_list(value: object) -> str | None:
     return None
 
 
+def is_table(value: object) -> str | None:
+    """A TOML table (its keys are checked where they are used)."""
+    return None if isinstance(value, dict) else f"must be a table, not {_type_name(value)}"
+
+
 def is_string_table(value: object) -> str | None:
     """A table whose values are strings (package or index name mappings)."""
     if not isinstance(value, dict):
@@ -208,6 +213,13 @@ TOOL_FIELDS: tuple[Field, ...] = (
         _ALL,
         is_string_list,
         "Application name patterns that become Jupyter kernels (default: all with ipykernel).",
+    ),
+    Field(
+        "kernelspec",
+        _ALL,
+        is_table,
+        "Per-application kernel settings: `[tool.kernelstacks.kernelspec.<app>]` with "
+        "`display_name`, `logo`, `env`, `interrupt_mode`.",
     ),
 )
 TOOL_FIELDS_BY_NAME = {f.name: f for f in TOOL_FIELDS}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelstacks._support.errors import Problem, SpecError
-from kernelstacks.spec import graph, indexes, modules, settings, tables
+from kernelstacks.spec import graph, indexes, kernel_settings, modules, settings, tables
 from kernelstacks.spec.fields import Kind
 from kernelstacks.spec.locator import Locator
 from kernelstacks.spec.model import LayerSpec, StackSpec
@@ -47,6 +47,7 @@ class SpecLoader:
         modules.check_modules(raw, self.path.parent, log)
         self._check_indexes(doc, raw, by_name, uv_settings)
         settings.check_kernel_patterns(raw, stack_settings, log)
+        kernel_settings.check_kernelspec_settings(raw, stack_settings, self.path.parent, log)
         if log.problems:
             raise SpecError(log.in_line_order())
         return StackSpec(

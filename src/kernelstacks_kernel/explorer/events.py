@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kernelstacks_kernel import contract
+from kernelstacks_kernel.progress_view import count_states
 from kernelstacks_kernel.toolrun import Event, ToolRun
 
 
@@ -74,15 +74,6 @@ def format_event(event: Event) -> str:
     if kind == contract.EV_DONE:
         return f"{'ok' if event.get('ok', True) else 'failed'}: {count_states(event)}"
     return json.dumps(event, default=str)
-
-
-def count_states(done: Event) -> str:
-    """``2 built, 3 unchanged`` from a ``done`` event."""
-    layers = done.get("layers")
-    if not isinstance(layers, dict):
-        layers = {}
-    counts = Counter(layers.values())
-    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no layers"
 
 
 # -- show ----------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def layers_from_chain(chain: Sequence[LayerInfo]) -> list[StackLayer]:
     """The fallback tree: this kernel's layers only, lock state not checked (no tool needed)."""
     names = chain_build_names(chain)
     layers = []
-    for position, (layer, build_name) in enumerate(zip(chain, names, strict=True)):
+    for position, (layer, build_name) in enumerate(zip(chain, names)):
         ks_meta = layer_metadata(Path(layer.path)).get("kernelstacks", {})
         lower = ks_meta.get("lower_layers") if isinstance(ks_meta, dict) else None
         if not isinstance(lower, list):
