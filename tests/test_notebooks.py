@@ -47,24 +47,31 @@ def test_notebooks_name_the_demo_kernel_and_are_saved_with_outputs() -> None:
         assert "/tmp/" not in saved and script.SHOWN_DEMO_DIR in saved, name
 
 
-@pytest.fixture(scope="module")
-def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """Build the demo stack as the script does and execute every notebook on it, in order."""
-    base = tmp_path_factory.mktemp("notebooks")
-    demo, prefix = base / "demo", base / "prefix"
-    script.build_demo(demo, prefix)
-    embedded = (demo / "venvstacks.toml").read_text()
-    fresh = {name: script.execute(script.NOTEBOOKS / name, demo, prefix) for name in script.ORDER}
-    fresh["spec-after"] = (demo / "venvstacks.toml").read_text() == embedded
-    return fresh
-
-
 def outputs(nb: object) -> dict[str, str]:
     return dict(script.cell_texts(nb))
 
 
-def test_tour_shows_each_layer_a_module_comes_from(executed: dict) -> None:
-    out = outputs(executed["layered_kernel_tour.ipynb"])
+def test_notebooks_rerun_on_the_demo_stack_and_print_what_is_saved(tmp_path: Path) -> None:
+    """One test (one demo build) so parallel workers do not each build the stack again."""
+    demo, prefix = tmp_path / "demo", tmp_path / "prefix"
+    script.build_demo(demo, prefix)
+    embedded = (demo / "venvstacks.toml").read_text()
+    fresh = {name: script.execute(script.NOTEBOOKS / name, demo, prefix) for name in script.ORDER}
+    check_tour(outputs(fresh["layered_kernel_tour.ipynb"]))
+    check_tutorial(outputs(fresh["venvstacks_magics_tutorial.ipynb"]))
+    assert (demo / "venvstacks.toml").read_text() == embedded, "the tutorial undoes its change"
+    problems = []
+    for name in script.ORDER:
+        saved = nbformat.read(script.NOTEBOOKS / name, as_version=4)
+        problems += [f"{name}: {p}" for p in script.differences(saved, fresh[name])]
+    assert not problems, (
+        "outputs changed; if that is intended, run `python scripts/execute_notebooks.py`:\n"
+        + "\n".join(problems)
+    )
+
+
+def check_tour(out: dict[str, str]) -> None:
+    """The tour names the layer each module comes from (ipykernel: framework-jupyter)."""
     text = next(v for k, v in out.items() if "layer_of" in k)
     assert "ipykernel from: framework-jupyter\n" in text
     assert "scipy from: framework-scipy\n" in text and "tabulate from: app-analysis\n" in text
@@ -72,8 +79,8 @@ def test_tour_shows_each_layer_a_module_comes_from(executed: dict) -> None:
     assert "framework-jupyter" in out["%venvstacks"] and "cpython-3." in out["%venvstacks"]
 
 
-def test_tutorial_runs_every_subcommand_on_the_demo_stack(executed: dict) -> None:
-    out = outputs(executed["venvstacks_magics_tutorial.ipynb"])
+def check_tutorial(out: dict[str, str]) -> None:
+    """Every subcommand of the tutorial did its job on the demo stack."""
     packages = out["%venvstacks packages"]
     assert "ipykernel" in packages and "tabulate" in packages and "app-analysis" in packages
     assert "scipy" in out["%venvstacks packages --layer framework-scipy"]
@@ -89,14 +96,3 @@ def test_tutorial_runs_every_subcommand_on_the_demo_stack(executed: dict) -> Non
     assert "did you mean '%venvstacks packages'?" in out["%venvstacks pakages"]
     for source, text in out.items():
         assert "Traceback" not in text, source
-    assert executed["spec-after"], "the tutorial leaves the demo's spec as it found it"
-
-
-@pytest.mark.parametrize("name", script.ORDER)
-def test_saved_outputs_match_a_fresh_run(executed: dict, name: str) -> None:
-    saved = nbformat.read(script.NOTEBOOKS / name, as_version=4)
-    problems = script.differences(saved, executed[name])
-    assert not problems, (
-        "outputs changed; if that is intended, run `python scripts/execute_notebooks.py`:\n"
-        + "\n".join(problems)
-    )
