@@ -93,3 +93,19 @@ def test_write_demo_writes_missing_files_keeps_edits_and_resets_with_backups(
     module.write_text("print('again')\n")
     second = write_demo(tmp_path, reset=True).backups[0]
     assert second != done.backups[0] and done.backups[0].read_text() == "print('mine')\n"
+
+
+def test_write_demo_updates_a_file_it_wrote_that_the_user_left_alone(tmp_path: Path) -> None:
+    """An older kernelstacks (or another Python X.Y) wrote a different demo spec: not an edit."""
+    from kernelstacks.cli.demo import RECORD, digest
+
+    spec = tmp_path / "venvstacks.toml"
+    old = demo_files()["venvstacks.toml"].replace("numpy", "numpy<2")
+    spec.write_text(old)
+    (tmp_path / RECORD).write_text(json.dumps({"written": {"venvstacks.toml": digest(old)}}))
+    done = write_demo(tmp_path)
+    assert done.updated == [spec] and done.kept == [] and done.backups == []
+    assert spec.read_text() == demo_files()["venvstacks.toml"]
+    # an edit after that is the user's again
+    spec.write_text(spec.read_text() + "# mine\n")
+    assert write_demo(tmp_path).kept == [spec]

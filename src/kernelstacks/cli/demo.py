@@ -10,6 +10,7 @@ files back, after keeping a timestamped backup of each edited one.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -56,12 +57,18 @@ def demo_files() -> dict[str, str]:
     return files
 
 
+# Hashes of the files the demo last wrote: a file that still matches was not edited by the user
+# and may be replaced by a newer kernelstacks' demo (or another Python's runtime version).
+RECORD = ".kernelstacks-demo.json"
+
+
 @dataclass
 class DemoFiles:
-    """What :func:`write_demo` did: the spec's path, files it kept or backed up."""
+    """What :func:`write_demo` did: the spec's path, files it kept, updated or backed up."""
 
     spec_path: Path
     kept: list[Path] = field(default_factory=list)
+    updated: list[Path] = field(default_factory=list)
     backups: list[Path] = field(default_factory=list)
 
 
@@ -76,30 +83,44 @@ def backup_path(path: Path) -> Path:
     return candidate
 
 
+def digest(text: str) -> str:
+    """sha256 of a file's text, as kept in the record."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def write_demo(directory: Path | None, reset: bool = False) -> DemoFiles:
     """Write the embedded demo into ``directory``, keeping whatever the user changed there.
 
-    A file that is missing is written; one that differs from the embedded copy is the user's
-    edit and is kept, unless ``reset``, which copies it to a timestamped backup first. Locks and
-    builds already in the directory stay, so reruns are fast.
+    A missing file is written. A file that differs from the embedded copy is the user's edit and
+    is kept, unless ``reset``, which copies it to a timestamped backup first; a file that is still
+    exactly what the demo wrote last time (see :data:`RECORD`) was not edited and is updated.
+    Locks and builds already in the directory stay, so reruns are fast.
     """
     target = Path(directory) if directory else default_demo_dir()
     done = DemoFiles(target / "venvstacks.toml")
     try:
+        record = atomic.read_json(target / RECORD) or {}
+        written: dict[str, str] = dict(record.get("written", {}))
         for relative, text in demo_files().items():
             path = target / relative
             if path.exists():
                 current = path.read_text(encoding="utf-8")
                 if current == text:
+                    written[relative] = digest(text)
                     continue
-                if not reset:
+                if written.get(relative) == digest(current):
+                    done.updated.append(path)
+                elif not reset:
                     done.kept.append(path)
                     continue
-                backup = backup_path(path)
-                atomic.write_text(backup, current)
-                done.backups.append(backup)
+                else:
+                    backup = backup_path(path)
+                    atomic.write_text(backup, current)
+                    done.backups.append(backup)
             atomic.write_text(path, text)
-    except (OSError, UnicodeDecodeError) as exc:
+            written[relative] = digest(text)
+        atomic.write_json(target / RECORD, {"written": written})
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise KernelstacksError(f"cannot write the demo stack to {target}: {exc}") from exc
     return done
 
@@ -186,6 +207,8 @@ def say_what_was_written(files: DemoFiles) -> None:
             f"[yellow]kept[/] your edited {path} (building it as it is; "
             "[bold]kernelstacks demo --reset[/] restores the demo's own, keeping a backup)"
         )
+    for path in files.updated:
+        out.print(f"[green]updated[/] {path} to this version's demo (you had not edited it)")
     for backup in files.backups:
         original = backup.name.rsplit(".", 2)[0]
         out.print(f"[yellow]reset[/] {original}: your edited copy is saved as {backup}")
