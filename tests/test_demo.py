@@ -109,3 +109,27 @@ def test_write_demo_updates_a_file_it_wrote_that_the_user_left_alone(tmp_path: P
     # an edit after that is the user's again
     spec.write_text(spec.read_text() + "# mine\n")
     assert write_demo(tmp_path).kept == [spec]
+
+
+def test_closing_lines_say_how_to_get_jupyterlab_when_it_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import shutil
+
+    from kernelstacks.cli import demo
+
+    kernel_dir = tmp_path / "kernels" / "kernelstacks-demo-analysis"
+    kernel_dir.mkdir(parents=True)
+    (kernel_dir / "kernel.json").write_text(json.dumps({"display_name": "demo: analysis (X)"}))
+    kernels = [("kernelstacks-demo-analysis", kernel_dir)]
+    demo.say_what_next(tmp_path / "_build", tmp_path / "s.toml", kernels, ("user", None))
+    out = capsys.readouterr().out
+    assert "  demo: analysis (X)  (kernelstacks-demo-analysis, in " in out
+    assert "pip install" not in out and "\n  jupyter lab\n" in out
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    demo.say_what_next(tmp_path / "_build", tmp_path / "s.toml", kernels, ("user", None))
+    out = capsys.readouterr().out
+    assert "  python -m pip install jupyterlab ipywidgets" in out
+    assert out.index("pip install jupyterlab") < out.index("\n  jupyter lab\n")

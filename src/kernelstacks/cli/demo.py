@@ -257,7 +257,9 @@ def say_what_next(
             out.print(f"  [bold]{display_name(path)}[/]  ({name}, in {path.parent})")
         out.print("Open them in JupyterLab (the launcher shows each display name):")
         if importlib.util.find_spec("jupyterlab") is None and shutil.which("jupyter-lab") is None:
-            out.print('  python -m pip install "kernelstacks[lab]"   # JupyterLab is not installed')
+            out.print(
+                "  python -m pip install jupyterlab ipywidgets   # JupyterLab is not installed here"
+            )
         out.print(f"  {lab_command(scope)}")
     else:
         out.print(f"Register its kernels with:\n  kernelstacks kernels install {spec_path}")
