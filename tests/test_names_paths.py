@@ -113,3 +113,65 @@ def test_runtime_named_dot_never_touches_the_build_dir(tmp_path: Path, name: str
     assert "key 'name'" in proc.stdout + proc.stderr
     assert keep.read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["_build", "venvstacks.toml"]
+
+
+APP = """
+[[applications]]
+name = "app"
+runtime = "rt"
+requirements = []
+launch_module = "{launch}"
+support_modules = [{support}]
+"""
+
+
+def _app_spec(stack: Path, launch: str = "main.py", support: str = "", tool: str = "") -> Path:
+    (stack / "main.py").parent.mkdir(parents=True, exist_ok=True)
+    (stack / "main.py").write_text("print('main')\n")
+    return write_spec(stack, BASE_RUNTIME + APP.format(launch=launch, support=support) + tool)
+
+
+@pytest.mark.parametrize("how", ["relative", "absolute", "symlink", "symlink-in-package"])
+@pytest.mark.parametrize("key", ["launch_module", "support_modules"])
+def test_modules_outside_the_stack_are_refused(tmp_path: Path, how: str, key: str) -> None:
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    outside = tmp_path / "outside_mod.py"
+    outside.write_text("SECRET = 1\n")
+    if how == "relative":
+        rel = "../outside_mod.py"
+    elif how == "absolute":
+        rel = str(outside)
+    elif how == "symlink":
+        rel = "linked.py"
+        (stack / rel).symlink_to(outside)
+    else:
+        rel = "pkg"
+        (stack / rel).mkdir()
+        (stack / rel / "__init__.py").write_text("")
+        (stack / rel / "__main__.py").write_text("")
+        (stack / rel / "leak.txt").symlink_to("/etc/hostname")
+    if key == "launch_module":
+        path = _app_spec(stack, launch=rel)
+    else:
+        path = _app_spec(stack, support=f'"{rel}"')
+    with pytest.raises(SpecError, match="outside the stack folder") as info:
+        load_spec(path)
+    (problem,) = info.value.problems
+    assert problem.key == key and problem.layer == "application 'app'"
+    assert "modules_outside_stack = true" in problem.message
+    tool = "[tool.kernelstacks]\nmodules_outside_stack = true\n"
+    if key == "launch_module":
+        path = _app_spec(stack, launch=rel, tool=tool)
+    else:
+        path = _app_spec(stack, support=f'"{rel}"', tool=tool)
+    spec = load_spec(path)  # the explicit opt-out accepts it
+    assert spec.settings["modules_outside_stack"] is True
+
+
+def test_symlink_within_the_stack_is_fine(tmp_path: Path) -> None:
+    stack = tmp_path / "stack"
+    (stack / "lib").mkdir(parents=True)
+    (stack / "lib" / "helper.py").write_text("X = 1\n")
+    (stack / "helper.py").symlink_to(stack / "lib" / "helper.py")
+    load_spec(_app_spec(stack, support='"helper.py"'))

@@ -222,6 +222,13 @@ TOOL_FIELDS: tuple[Field, ...] = (
         "Per-application kernel settings: `[tool.kernelstacks.kernelspec.<app>]` with "
         "`display_name`, `logo`, `env`, `interrupt_mode`.",
     ),
+    Field(
+        "modules_outside_stack",
+        _ALL,
+        is_bool,
+        "Allow `launch_module`/`support_modules` outside the stack folder, or symlinks leading "
+        "out of it (default false: refused, so a published layer only holds the stack's files).",
+    ),
 )
 TOOL_FIELDS_BY_NAME = {f.name: f for f in TOOL_FIELDS}
 

@@ -44,7 +44,12 @@ class SpecLoader:
         graph.check_references(raw, by_name, log)
         graph.check_graph(raw, by_name, log)
         graph.check_platforms(raw, by_name, log)
-        modules.check_modules(raw, self.path.parent, log)
+        modules.check_modules(
+            raw,
+            self.path.parent,
+            log,
+            allow_outside=stack_settings.get("modules_outside_stack") is True,
+        )
         self._check_indexes(doc, raw, by_name, uv_settings)
         settings.check_kernel_patterns(raw, stack_settings, log)
         kernel_settings.check_kernelspec_settings(raw, stack_settings, self.path.parent, log)
