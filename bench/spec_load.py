@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 from _common import write_section
-
 from kernelstacks.spec import load_spec
 
 RUNTIME = '[[runtimes]]\nname = "rt"\npython_implementation = "cpython@3.11"\nrequirements = []\n'
