@@ -47,7 +47,14 @@ from kernelstacks.lock.amend import Targets, amend, render
 from kernelstacks.lock.errors import LockError
 from kernelstacks.lock.explain import explain_failure
 from kernelstacks.lock.fingerprints import declared_requirements, requirement_lines
-from kernelstacks.lock.pylock import LowerLock, Pin, entry_from, lower_pins, read_pylock
+from kernelstacks.lock.pylock import (
+    LowerLock,
+    Pin,
+    entry_from,
+    lower_pins,
+    pin_conflicts,
+    read_pylock,
+)
 from kernelstacks.lock.wheels import PLATFORMS, WheelTargets, check_wheels
 
 __all__ = [
@@ -125,6 +132,7 @@ def lock_layer(req: LockRequest, output: Path, *, lock_dir: Path | None = None) 
     xy = _python_xy(req)
     platforms = _check_platforms(req)
     _check_targets(req)
+    _check_lower_agree(req)
     pins = lower_pins(req.lower_locks)
     with tempfile.TemporaryDirectory(prefix="kernelstacks-lock-") as tmp:
         project = Path(tmp)
@@ -178,6 +186,32 @@ def _check_targets(req: LockRequest) -> None:
 
 # --------------------------------------------------------------------------------------------
 # The generated project and uv configuration
+
+
+def _check_lower_agree(req: LockRequest) -> None:
+    """Refuse to lock on lower layers that install one package in different versions."""
+    conflicts = pin_conflicts(req.lower_locks)
+    if not conflicts:
+        return
+    lines = []
+    for kept, other in conflicts:
+        name = canonicalize_name(kept.name)
+        on = f" (on {kept.entry.marker})" if kept.entry.marker else ""
+        lines.append(
+            f"  '{name}'{on}: '{kept.layer}' pins {name}=={kept.entry.version} ({kept.path}) "
+            f"and '{other.layer}' pins {name}=={other.entry.version} ({other.path}); "
+            f"'{req.layer}' would import {kept.entry.version} from '{kept.layer}' (first in "
+            f"sys.path), so '{other.layer}' would run with a version it was not locked with"
+        )
+    kept, other = conflicts[0]
+    name = canonicalize_name(kept.name)
+    raise LockError(
+        f"Cannot lock layer '{req.layer}': its lower layers pin different versions of the "
+        f"same package{'s' if len(conflicts) > 1 else ''}:\n" + "\n".join(lines) + "\n"
+        f'Make them agree, e.g. add "{name}=={kept.entry.version}" to the requirements of '
+        f"'{other.layer}' (or \"{name}=={other.entry.version}\" to those of '{kept.layer}') "
+        "and lock again, or move the package into a layer both build on."
+    )
 
 
 def _plain(value: Any) -> Any:
