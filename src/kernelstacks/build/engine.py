@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelstacks._support.errors import KernelstacksError, describe_error
-from kernelstacks._support.filelocks import exclusive
+from kernelstacks._support.filelocks import exclusive, stack_lock
 from kernelstacks._support.hashing import sha256_file, sha256_text, tree_hash
 from kernelstacks._support.host import current_platform
 from kernelstacks._support.progress import Reporter
@@ -317,8 +317,11 @@ def build_stack(
             reporter.note(f"skipping {layer.build_name}: not built for {platform}")
     check_locks(spec, todo)
     options.build_dir.mkdir(parents=True, exist_ok=True)
-    waiting = f"another build of {options.build_dir} is running; waiting for it"
-    with exclusive(options.build_dir / ".kernelstacks-build.lock", lambda: reporter.note(waiting)):
+    doing = f"building {options.build_dir}"
+    with (
+        exclusive(stack_lock(spec.root), reporter.note, doing),
+        exclusive(options.build_dir / ".kernelstacks-build.lock", reporter.note, doing),
+    ):
         clean_leftovers(options.build_dir)
         reporter.start("build", [layer.build_name for layer in todo])
         outcomes = run_in_order(
@@ -327,6 +330,8 @@ def build_stack(
             lambda n: _build_one(spec, spec.layers[n], options, reporter),
             jobs=options.jobs,
             cancel=CANCELLED,
+            verb="built",
+            tell=reporter.note,
         )
     states, errors = summarize(outcomes, "built", describe_error)
     summary.states.update(states)

@@ -52,6 +52,9 @@ for _module in (show, stack, edit, demo, kernels, distribute):
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    from kernelstacks._support.processes import install_interrupt_handlers
+
+    install_interrupt_handlers()  # SIGTERM is Ctrl-C; both stop our children at once
     try:
         app(args=argv, prog_name="kernelstacks")
     except KernelstacksError as exc:  # commands normally handle these; this is the safety net
