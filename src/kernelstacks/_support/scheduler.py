@@ -30,10 +30,10 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(self.summary())
 
     def summary(self) -> str:
-        """``interrupted: kept: a, b (built); discarded: c (unfinished)``."""
-        kept = ", ".join(self.kept) or "nothing"
-        discarded = ", ".join(self.discarded) or "nothing"
-        return f"interrupted: kept: {kept} ({self.verb}); discarded: {discarded} (unfinished)"
+        """``interrupted: kept: a, b (built); discarded: c, d (not finished)``."""
+        kept = f"{', '.join(self.kept)} ({self.verb})" if self.kept else "none"
+        discarded = f"{', '.join(self.discarded)} (not finished)" if self.discarded else "none"
+        return f"interrupted: kept: {kept}; discarded: {discarded}"
 
 
 @dataclass
