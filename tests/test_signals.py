@@ -89,7 +89,7 @@ def _processes_mentioning(text: str) -> list[str]:
 def _interrupt_at(
     spec: Path, build_dir: Path, sig: int, layer: str, step: str, delay: float
 ) -> tuple[int, list[dict], str]:
-    """Build, send ``sig`` ``delay`` s after ``layer`` reports ``step``; (status, events, stderr)."""
+    """Build; send ``sig`` ``delay`` s after ``layer`` reports ``step``: status, events, stderr."""
     proc = _start("build", spec, "--build-dir", build_dir, "--json", *python_options())
     seen: list[dict] = []
     sent = False
