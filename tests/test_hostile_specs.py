@@ -7,12 +7,14 @@ reported once, not once per member (issue 13).
 
 from __future__ import annotations
 
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from engine_helpers import ks
+from engine_helpers import ks, python_options
 from helpers import BASE_RUNTIME, write_spec
 from kernelstacks._support.errors import SpecError
 from kernelstacks.spec import load_spec
@@ -120,3 +122,43 @@ def test_cli_reports_hostile_spec_without_traceback(
         assert crash not in out
     assert str(path) in out
     assert not (tmp_path / "_build").exists() and not (tmp_path / "requirements").exists()
+
+
+def _read_only_mount(where: Path) -> bool:
+    """Mount an empty read-only tmpfs at ``where`` (root in a container); False if we cannot."""
+    where.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(where)], capture_output=True
+    )
+    return proc.returncode == 0
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A read-only directory that even root cannot write (permissions alone do not stop root)."""
+    where = tmp_path / "ro"
+    if not _read_only_mount(where):
+        pytest.skip("cannot mount a read-only tmpfs here")
+    yield where
+    subprocess.run(["umount", str(where)], check=True)
+
+
+@pytest.mark.parametrize("sub", ["", "sub"], ids=["build-dir-itself", "inside-it"])
+def test_read_only_build_dir_is_a_message(read_only_dir: Path, tmp_path: Path, sub: str) -> None:
+    path = write_spec(tmp_path / "stack", BASE_RUNTIME)
+    build_dir = read_only_dir / sub if sub else read_only_dir
+    ks("lock", path, *python_options())
+    proc = ks("build", path, "--build-dir", build_dir, *python_options(), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in out
+    assert "Read-only file system" in out and str(build_dir) in out
+
+
+def test_build_dir_that_is_a_file_is_a_message(tmp_path: Path) -> None:
+    path = write_spec(tmp_path / "stack", BASE_RUNTIME)
+    (tmp_path / "stack" / "_build").write_text("not a folder")
+    ks("lock", path, *python_options())
+    proc = ks("build", path, *python_options(), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in out
+    assert "is a file; it must be a directory" in out

@@ -175,3 +175,24 @@ def test_symlink_within_the_stack_is_fine(tmp_path: Path) -> None:
     (stack / "lib" / "helper.py").write_text("X = 1\n")
     (stack / "helper.py").symlink_to(stack / "lib" / "helper.py")
     load_spec(_app_spec(stack, support='"helper.py"'))
+
+
+def test_layer_and_lock_paths_are_checked_even_past_validation(tmp_path: Path) -> None:
+    """The one path check guards writers too, not only the spec loader."""
+    from dataclasses import replace
+
+    from kernelstacks.build.engine import BuildOptions, layer_dir
+    from kernelstacks.lock.metadata import lock_path
+
+    spec = load_spec(_spec_with_framework(tmp_path, "fw"))
+    good = spec.layer("framework-fw")
+    options = BuildOptions(build_dir=tmp_path / "_build")
+    assert layer_dir(options, good) == tmp_path / "_build" / "framework-fw"
+    assert lock_path(spec, good).parent == tmp_path / "requirements" / "framework-fw"
+    runtime = spec.layer("rt")
+    for bad in (".", "..", "../../x"):
+        forged = replace(runtime, name=bad)
+        with pytest.raises(OutsideError):
+            layer_dir(options, forged)
+        with pytest.raises(OutsideError):
+            lock_path(spec, forged)

@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from kernelstacks._support.errors import KernelstacksError
+from kernelstacks._support.paths import ensure_dir
 from kernelstacks_kernel.contract import STATE_DIR
 
 _held: dict[str, int] = {}  # lock paths this process holds, with a count (re-entry)
@@ -50,13 +52,19 @@ def exclusive(path: Path, on_wait: Callable[[str], None], doing: str = "") -> It
             with _held_guard:
                 _held[key] -= 1
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent, "directory for the lock file")
     guard = FileLock(key)
     try:
-        guard.acquire(timeout=0)
-    except Timeout:
-        on_wait(waiting_message(path))
-        guard.acquire()
+        try:
+            guard.acquire(timeout=0)
+        except Timeout:
+            on_wait(waiting_message(path))
+            guard.acquire()
+    except OSError as exc:
+        raise KernelstacksError(
+            f"cannot take the lock {path}: {exc.strerror or exc} ({path.parent} must be a "
+            "writable directory)"
+        ) from None
     owner = _owner_file(path)
     try:
         with _held_guard:

@@ -77,3 +77,20 @@ def _outside_message(what: str, path: Path, base: Path) -> str:
         f"refusing to write {what} {path}: it is not inside {base} (a layer name or path in "
         "the stack file must not lead out of the directory it belongs in)"
     )
+
+
+def ensure_dir(path: Path, what: str) -> Path:
+    """Create ``path`` (and parents) if needed; a failure is a message naming it, not OSError.
+
+    ``what`` says what the directory is for ("build directory"). Read-only file systems,
+    missing permissions and a file in the way all end up here.
+    """
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise KernelstacksError(f"{what} {path} is a file; it must be a directory") from None
+    except OSError as exc:
+        raise KernelstacksError(
+            f"cannot create {what} {path}: {exc.strerror or exc} (choose a writable place)"
+        ) from None
+    return Path(path)

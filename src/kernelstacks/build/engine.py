@@ -23,6 +23,7 @@ from kernelstacks._support.errors import KernelstacksError, describe_error
 from kernelstacks._support.filelocks import exclusive, stack_lock
 from kernelstacks._support.hashing import sha256_file, sha256_text, tree_hash
 from kernelstacks._support.host import current_platform
+from kernelstacks._support.paths import ensure_dir, inside
 from kernelstacks._support.progress import Reporter
 from kernelstacks._support.scheduler import run_in_order, summarize
 from kernelstacks._support.swap import (
@@ -115,8 +116,14 @@ class BuildSummary:
 
 
 def layer_dir(options: BuildOptions, layer: LayerSpec) -> Path:
-    """Where a built layer lives: ``<build dir>/<build-name>``."""
-    return options.build_dir / layer.build_name
+    """Where a built layer lives: ``<build dir>/<build-name>``, checked to be inside it.
+
+    Every directory a build writes (the layer, its staging copy and old copy beside it) is
+    derived from this path, so this one check keeps a build inside the build dir.
+    """
+    return inside(
+        options.build_dir, options.build_dir / layer.build_name, what=f"layer {layer.build_name}"
+    )
 
 
 def _state_inputs(spec: StackSpec, layer: LayerSpec, options: BuildOptions) -> dict[str, Any]:
@@ -316,7 +323,7 @@ def build_stack(
             summary.notes.append(f"{layer.build_name} is not built for {platform}")
             reporter.note(f"skipping {layer.build_name}: not built for {platform}")
     check_locks(spec, todo)
-    options.build_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(options.build_dir, "build directory")
     doing = f"building {options.build_dir}"
     with (
         exclusive(stack_lock(spec.root), reporter.note, doing),

@@ -63,3 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         console(stderr=True).print("[yellow]interrupted[/]")
         sys.exit(130)
+    except OSError as exc:  # a file system refusal we did not foresee: still no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        report_error(KernelstacksError(f"{exc.strerror or exc}{where}"))
+        sys.exit(1)
