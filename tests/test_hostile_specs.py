@@ -7,6 +7,7 @@ reported once, not once per member (issue 13).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -162,3 +163,27 @@ def test_build_dir_that_is_a_file_is_a_message(tmp_path: Path) -> None:
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "Traceback" not in out
     assert "is a file; it must be a directory" in out
+
+
+@pytest.mark.slow
+def test_moved_stack_gives_advice_without_fatal_python_error(tmp_path: Path) -> None:
+    """Issue 13: a moved stack printed "Fatal Python error: init_import_site" before the advice."""
+    body = BASE_RUNTIME + (
+        '[[applications]]\nname = "app"\nruntime = "rt"\nrequirements = []\n'
+        'launch_module = "main.py"\n'
+    )
+    path = write_spec(tmp_path / "stack", body, modules=("main.py",))
+    ks("lock", path, *python_options())
+    ks("build", path, *python_options(), timeout=600)
+    moved = tmp_path / "moved"
+    shutil.copytree(tmp_path / "stack" / "_build", moved, symlinks=True)
+    proc = subprocess.run(
+        [str(moved / "app-app" / "bin" / "python"), "-c", "print('ran')"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1 and "ran" not in proc.stdout
+    assert "moved or copied without redeploying" in proc.stderr
+    assert "deploy --relink" in proc.stderr
+    assert "Fatal Python error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("kernelstacks: the Python layer")
