@@ -59,9 +59,11 @@ def locked_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _start(*args: str | os.PathLike[str]) -> subprocess.Popen[str]:
+def _start(*args: str | os.PathLike[str], tmpdir: Path | None = None) -> subprocess.Popen[str]:
+    """kernelstacks in the background; ``tmpdir`` (TMPDIR) shows what it leaves in temp dirs."""
     cmd = [sys.executable, "-m", "kernelstacks", *map(os.fspath, args)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "TMPDIR": str(tmpdir)} if tmpdir else None
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def _events(proc: subprocess.Popen[str]) -> Iterator[dict]:
@@ -87,26 +89,23 @@ def _processes_mentioning(text: str) -> list[str]:
 
 
 def _interrupt_at(
-    spec: Path, build_dir: Path, sig: int, layer: str, step: str, delay: float
+    spec: Path, build_dir: Path, sig: int, layer: str, step: str, tmpdir: Path
 ) -> tuple[int, list[dict], str]:
-    """Build; send ``sig`` ``delay`` s after ``layer`` reports ``step``: status, events, stderr."""
-    proc = _start("build", spec, "--build-dir", build_dir, "--json", *python_options())
+    """Build; send ``sig`` 0.3 s after ``layer`` reports ``step``: status, events, stderr."""
+    args = ("build", spec, "--build-dir", build_dir, "--json", *python_options())
+    proc = _start(*args, tmpdir=tmpdir)
     seen: list[dict] = []
     sent = False
     for event in _events(proc):
         seen.append(event)
         if not sent and event.get("layer") == layer and event.get("message", "").startswith(step):
-            time.sleep(delay)
+            time.sleep(0.3)
             proc.send_signal(sig)
             sent = True
     status = proc.wait(timeout=60)
     assert sent, f"never saw {layer}: {step}"
     assert proc.stderr is not None
     return status, seen, proc.stderr.read()
-
-
-def _tmp_install_dirs() -> set[str]:
-    return {p.name for p in Path("/tmp").glob("kernelstacks-install-*")}
 
 
 @pytest.mark.parametrize(
@@ -122,9 +121,10 @@ def test_interrupt_stops_children_and_says_what_was_kept(
     locked_stack: Path, tmp_path: Path, sig: int, layer: str, step: str, kept: str
 ) -> None:
     build_dir = tmp_path / "_build"
-    before = _tmp_install_dirs()
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
     started = time.monotonic()
-    status, events, stderr = _interrupt_at(locked_stack, build_dir, sig, layer, step, 0.3)
+    status, events, stderr = _interrupt_at(locked_stack, build_dir, sig, layer, step, tmpdir)
     assert time.monotonic() - started < 60
     assert status == 130, stderr
     notes = [e["message"] for e in events if e["event"] == "note"]
@@ -137,7 +137,7 @@ def test_interrupt_stops_children_and_says_what_was_kept(
     assert "Traceback" not in stderr
     time.sleep(0.5)
     assert _processes_mentioning(str(build_dir)) == []  # no uv, no compile worker left behind
-    assert _tmp_install_dirs() == before
+    assert list(tmpdir.iterdir()) == []  # no kernelstacks-install-* left in the temp dir
     # nothing half-made is visible: only finished layers and hidden leftovers
     visible = sorted(p.name for p in build_dir.iterdir() if not p.name.startswith("."))
     assert visible == (["rt"] if kept != "none" else [])

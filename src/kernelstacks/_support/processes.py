@@ -125,10 +125,10 @@ def captured(
 ) -> subprocess.CompletedProcess[str]:
     """Run a program to completion, capturing text output; the one place children start.
 
-    Each child gets its own process group and is remembered while it runs, so that
-    :func:`stop_children` can end it and everything it started (uv's resolver threads are one
-    process, but a compile step's worker processes are not) when we are interrupted, whether by
-    Ctrl-C or by ``kill``.
+    Each child is remembered while it runs, so that :func:`stop_children` can end it and
+    everything it started (a compile step's worker processes) when we are interrupted, whether
+    by Ctrl-C or by ``kill <pid>``. Children stay in our process group, so ``kill -9`` of the
+    group (or Ctrl-C in a terminal) still reaches them directly.
     """
     proc = subprocess.Popen(
         args,
@@ -138,7 +138,6 @@ def captured(
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
-        start_new_session=True,
     )
     with _children_guard:
         _children.add(proc)
@@ -146,7 +145,7 @@ def captured(
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _signal_group(proc, signal.SIGKILL)
+            _signal_tree(proc, signal.SIGKILL)
             out, err = proc.communicate()
             raise subprocess.TimeoutExpired(args, timeout or 0, out, err) from None
         except BaseException:
@@ -159,44 +158,73 @@ def captured(
 
 
 def stop_children() -> int:
-    """SIGTERM every running child's process group, SIGKILL what is left after a grace period.
+    """SIGTERM every running child and its descendants, SIGKILL what is left after a grace period.
 
     Returns how many children were running. Safe to call from a signal handler: it only sends
     signals and polls.
     """
     with _children_guard:
         running = [p for p in _children if p.poll() is None]
-    for proc in running:
-        _signal_group(proc, signal.SIGTERM)
+    trees = {proc.pid: _signal_tree(proc, signal.SIGTERM) for proc in running}
     deadline = time.monotonic() + GRACE_SECONDS
     for proc in running:
         while proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        if proc.poll() is None:
-            _signal_group(proc, signal.SIGKILL)
+    for pids in trees.values():
+        _kill(pids, signal.SIGKILL)  # whatever ignored SIGTERM, grandchildren included
     return len(running)
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
-    """End one child and its group (it is ours: we started its session)."""
-    if proc.poll() is None:
-        _signal_group(proc, signal.SIGTERM)
+    """End one child and everything it started."""
+    pids = _signal_tree(proc, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(GRACE_SECONDS)
+    _kill(pids, signal.SIGKILL)
+
+
+def _signal_tree(proc: subprocess.Popen[str], sig: int) -> list[int]:
+    """Send ``sig`` to a child and its descendants (found before signalling); their pids."""
+    pids = [proc.pid, *_descendants(proc.pid)]
+    _kill(pids, sig)
+    return pids
+
+
+def _kill(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Processes below ``pid``, from /proc (Linux); none elsewhere, where only it is signalled."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
         try:
-            proc.wait(GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            _signal_group(proc, signal.SIGKILL)
-    _signal_group(proc, signal.SIGKILL)  # grandchildren left in the group
-
-
-def _signal_group(proc: subprocess.Popen[str], sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def install_interrupt_handlers() -> None:
     """Make SIGTERM behave like Ctrl-C, and make both stop our children at once.
 
-    The handler ends every running child's process group (a ``kill <pid>`` of kernelstacks
+    The handler ends every running child and its descendants (a ``kill <pid>`` of kernelstacks
     alone used to leave uv and compile workers running) and raises KeyboardInterrupt in the
     main thread, where the commands' usual interruption path discards unfinished layers.
     """
