@@ -187,3 +187,29 @@ def test_moved_stack_gives_advice_without_fatal_python_error(tmp_path: Path) -> 
     assert "deploy --relink" in proc.stderr
     assert "Fatal Python error" not in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("kernelstacks: the Python layer")
+
+
+def test_build_from_a_read_only_stack_folder(tmp_path: Path) -> None:
+    """The stack lock is skipped where it cannot exist: a build only reads the stack folder."""
+    source = write_spec(tmp_path / "src", BASE_RUNTIME)
+    ks("lock", source, *python_options())
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(ro)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        shutil.copytree(source.parent, ro / "stack")
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        proc = ks(
+            "build",
+            ro / "stack" / "venvstacks.toml",
+            "--build-dir",
+            tmp_path / "_build",
+            *python_options(),
+            check=False,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert (tmp_path / "_build" / "rt" / "bin" / "python3").exists()
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)

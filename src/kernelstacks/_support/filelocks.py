@@ -30,11 +30,15 @@ def stack_lock(root: Path) -> Path:
 
 
 @contextlib.contextmanager
-def exclusive(path: Path, on_wait: Callable[[str], None], doing: str = "") -> Iterator[None]:
+def exclusive(
+    path: Path, on_wait: Callable[[str], None], doing: str = "", *, optional: bool = False
+) -> Iterator[None]:
     """Hold a file lock; if another process holds it, call ``on_wait`` with who and why, then wait.
 
     ``doing`` says what we hold it for ("building /srv/stack/_build"); waiters see it. Taking a
-    lock this process already holds (from any thread) is immediate.
+    lock this process already holds (from any thread) is immediate. ``optional``: when the lock
+    file cannot be created at all (a read-only stack folder that a build only reads), go on
+    without it, since nothing could change that folder under us either.
     """
     from filelock import FileLock, Timeout
 
@@ -51,6 +55,9 @@ def exclusive(path: Path, on_wait: Callable[[str], None], doing: str = "") -> It
         finally:
             with _held_guard:
                 _held[key] -= 1
+        return
+    if optional and not _can_create(path):
+        yield
         return
     ensure_dir(path.parent, "directory for the lock file")
     guard = FileLock(key)
@@ -87,6 +94,22 @@ def waiting_message(path: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         return f"waiting for another kernelstacks holding {path} ..."
     return f"waiting for another kernelstacks (pid {pid}) {doing} ..."
+
+
+def _can_create(path: Path) -> bool:
+    """Whether the lock file exists or could be made (its nearest existing folder is writable)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return os.access(probe, os.W_OK) and not _read_only_fs(probe)
+
+
+def _read_only_fs(path: Path) -> bool:
+    """A read-only mount (root passes ``os.access`` checks even there)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
 
 
 def _owner_file(path: Path) -> Path:

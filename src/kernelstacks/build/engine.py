@@ -326,7 +326,7 @@ def build_stack(
     ensure_dir(options.build_dir, "build directory")
     doing = f"building {options.build_dir}"
     with (
-        exclusive(stack_lock(spec.root), reporter.note, doing),
+        exclusive(stack_lock(spec.root), reporter.note, doing, optional=True),
         exclusive(options.build_dir / ".kernelstacks-build.lock", reporter.note, doing),
     ):
         clean_leftovers(options.build_dir)

@@ -66,7 +66,8 @@ def publish_stack(
     if level is not None and level not in fmt.levels:
         first, last = fmt.levels.start, fmt.levels.stop - 1
         raise KernelstacksError(f"publish --level {level}: {fmt.name} levels are {first}-{last}")
-    with exclusive(stack_lock(stack.root), reporter.note, f"publishing {output_dir}"):
+    doing = f"publishing {output_dir}"
+    with exclusive(stack_lock(stack.root), reporter.note, doing, optional=True):
         return _publish_locked(
             stack, include, (build_dir, output_dir), (fmt, level, tag_outputs), jobs, reporter
         )
