@@ -169,3 +169,22 @@ def test_lock_build_and_publish_of_one_stack_take_turns(locked_stack: Path, tmp_
     assert waiting in outputs["lock"][1], outputs["lock"]
     assert "waiting for another kernelstacks (pid " in outputs["publish"][1]
     assert list((tmp_path / "out").glob("*.tar.xz"))
+
+
+def test_waiting_command_says_who_it_waits_for_and_that_it_was_interrupted(
+    locked_stack: Path,
+) -> None:
+    """SIGTERM while waiting for the stack lock: exit 130 with "interrupted", not silence."""
+    from kernelstacks._support.filelocks import exclusive, stack_lock
+
+    with exclusive(stack_lock(locked_stack.parent), lambda _: None, "testing the lock"):
+        proc = _start("lock", locked_stack, *python_options())
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert line.strip() == (
+            f"note: waiting for another kernelstacks (pid {os.getpid()}) testing the lock ..."
+        )
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert rest.strip() == "interrupted"

@@ -18,6 +18,14 @@ from kernelstacks._support.processes import stop_children
 T = TypeVar("T")
 
 
+_told = threading.Event()  # an interruption's summary has been given to the user
+
+
+def interruption_reported() -> bool:
+    """Whether a run has already said what an interruption kept (so the CLI need not)."""
+    return _told.is_set()
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during a run: which layers were finished (kept) and which were not.
 
@@ -87,6 +95,7 @@ def run_in_order(
             interrupted = Interrupted(verb, kept, [n for n in order if n not in kept])
             if tell is not None:
                 tell(interrupted.summary())
+                _told.set()
             raise interrupted from None
     return {n: outcomes[n] for n in order}
 
