@@ -188,3 +188,47 @@ def test_waiting_command_says_who_it_waits_for_and_that_it_was_interrupted(
         _, rest = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert rest.strip() == "interrupted"
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from kernelstacks._support.filelocks import exclusive
+with exclusive(Path(sys.argv[1]), print, "holding it for a test"):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("callback_takes_message", [True, False])
+def test_one_waiting_message_for_every_user_of_the_lock(
+    tmp_path: Path, callback_takes_message: bool
+) -> None:
+    """The helper itself names the holder; taking a lock this process holds does not wait."""
+    from kernelstacks._support.filelocks import exclusive
+
+    lock = tmp_path / "state" / "x.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(lock)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    said: list[str] = []
+
+    def with_message(message: str) -> None:
+        said.append(message)
+        holder.terminate()  # the other process goes away; the lock is ours
+
+    def without_message() -> None:
+        said.append("called")
+        holder.terminate()
+
+    waiter = with_message if callback_takes_message else without_message
+    with (
+        exclusive(lock, waiter, "testing"),
+        exclusive(lock, lambda _: pytest.fail("re-entry must not wait"), "again"),
+    ):
+        assert (lock.parent / "x.lock.owner").read_text().count(str(os.getpid())) == 1
+    holder.wait(10)
+    expected = f"waiting for another kernelstacks (pid {holder.pid}) holding it for a test ..."
+    assert said == [expected if callback_takes_message else "called"]
+    assert not (lock.parent / "x.lock.owner").exists()

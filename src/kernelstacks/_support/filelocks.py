@@ -10,6 +10,7 @@ takes a lock it already holds (``build --lock-if-needed`` locking first) just go
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import threading
@@ -31,7 +32,7 @@ def stack_lock(root: Path) -> Path:
 
 @contextlib.contextmanager
 def exclusive(
-    path: Path, on_wait: Callable[[str], None], doing: str = "", *, optional: bool = False
+    path: Path, on_wait: Callable[..., None], doing: str = "", *, optional: bool = False
 ) -> Iterator[None]:
     """Hold a file lock; if another process holds it, call ``on_wait`` with who and why, then wait.
 
@@ -65,7 +66,7 @@ def exclusive(
         try:
             guard.acquire(timeout=0)
         except Timeout:
-            on_wait(waiting_message(path))
+            _tell(on_wait, waiting_message(path))
             guard.acquire()
     except OSError as exc:
         raise KernelstacksError(
@@ -94,6 +95,22 @@ def waiting_message(path: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         return f"waiting for another kernelstacks holding {path} ..."
     return f"waiting for another kernelstacks (pid {pid}) {doing} ..."
+
+
+def _tell(on_wait: Callable[..., None], message: str) -> None:
+    """Give ``on_wait`` the waiting message; a callback taking no argument is just called.
+
+    The message is the point of this module (every waiter says the same thing), so callbacks
+    should take it; a no-argument callback (written before the message existed) still works.
+    """
+    try:
+        takes_nothing = not inspect.signature(on_wait).parameters
+    except (TypeError, ValueError):
+        takes_nothing = False
+    if takes_nothing:
+        on_wait()
+    else:
+        on_wait(message)
 
 
 def _can_create(path: Path) -> bool:
