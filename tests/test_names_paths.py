@@ -182,7 +182,8 @@ def test_layer_and_lock_paths_are_checked_even_past_validation(tmp_path: Path) -
     from dataclasses import replace
 
     from kernelstacks.build.engine import BuildOptions, layer_dir
-    from kernelstacks.lock.metadata import lock_path
+    from kernelstacks.lock.metadata import lock_path, meta_path
+    from kernelstacks.lock.records import record_path
 
     spec = load_spec(_spec_with_framework(tmp_path, "fw"))
     good = spec.layer("framework-fw")
@@ -194,5 +195,8 @@ def test_layer_and_lock_paths_are_checked_even_past_validation(tmp_path: Path) -
         forged = replace(runtime, name=bad)
         with pytest.raises(OutsideError):
             layer_dir(options, forged)
-        with pytest.raises(OutsideError):
-            lock_path(spec, forged)
+        for path_of in (lock_path, meta_path):
+            with pytest.raises(OutsideError):
+                path_of(spec, forged)
+    with pytest.raises(OutsideError):  # "." and ".." only make odd file names in locks/
+        record_path(spec, replace(runtime, name="../../x"))
