@@ -77,20 +77,18 @@ def failed_platforms(stderr: str, xy: str) -> list[str]:
 def _platform_advice(stderr: str, xy: str, platforms: Sequence[str]) -> str:
     """What to do when uv failed for some platform: name only platforms the layer targets."""
     targeted = [p for p in failed_platforms(stderr, xy) if p in platforms]
-    if not targeted:
+    keep = [p for p in platforms if p not in targeted]
+    if not targeted or not keep:  # nothing to leave out that would help
         return (
             "the requirements cannot be met on every platform this layer builds for "
             f"({', '.join(platforms)})"
         )
-    keep = [p for p in platforms if p not in targeted]
     them = "it" if len(targeted) == 1 else "them"
     advice = (
         f"the requirements cannot be met on {', '.join(targeted)}, which this layer builds for; "
         f"if the layer need not run there, leave {them} out of its platforms"
     )
-    if keep:
-        advice += " (platforms = [" + ", ".join(f'"{p}"' for p in keep) + "])"
-    return advice
+    return advice + " (platforms = [" + ", ".join(f'"{p}"' for p in keep) + "])"
 
 
 def explain_failure(
