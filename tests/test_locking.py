@@ -226,17 +226,33 @@ def test_lower_pin_on_some_platforms_only_is_installed_again(tmp_path: Path) -> 
     assert load(out)["packages"][0]["marker"] == SHARED_PACKAGE_MARKER
 
 
-def test_first_lower_layer_wins_between_siblings(tmp_path: Path) -> None:
+def test_first_lower_layer_wins_between_agreeing_siblings(tmp_path: Path) -> None:
+    first = write_lock(
+        tmp_path / "framework-a" / "pylock.framework-a.toml", [{"name": "six", "version": "1.16.0"}]
+    )
+    second = write_lock(
+        tmp_path / "framework-b" / "pylock.framework-b.toml", [{"name": "six", "version": "1.16.0"}]
+    )
+    result = lock_layer(request("app", ["six"], [first, second]), tmp_path / "pylock.app.toml")
+    assert result.packages == {}
+    assert result.provided_by_lower == {"six": "1.16.0"}
+    assert result.providers == {"six": "framework-a"}
+
+
+def test_siblings_pinning_different_versions_refuse_to_lock(tmp_path: Path) -> None:
+    """Issue 15: the first sibling used to win silently, leaving the other on a foreign version."""
     first = write_lock(
         tmp_path / "framework-a" / "pylock.framework-a.toml", [{"name": "six", "version": "1.16.0"}]
     )
     second = write_lock(
         tmp_path / "framework-b" / "pylock.framework-b.toml", [{"name": "six", "version": "1.17.0"}]
     )
-    result = lock_layer(request("app", ["six"], [first, second]), tmp_path / "pylock.app.toml")
-    assert result.packages == {}
-    assert result.provided_by_lower == {"six": "1.16.0"}
-    assert result.providers == {"six": "framework-a"}
+    with pytest.raises(LockError) as info:
+        lock_layer(request("app", ["six"], [first, second]), tmp_path / "pylock.app.toml")
+    message = str(info.value)
+    assert "'framework-a' pins six==1.16.0" in message
+    assert "'framework-b' pins six==1.17.0" in message
+    assert not (tmp_path / "pylock.app.toml").exists()
 
 
 def test_empty_requirements_give_an_empty_valid_lock(runtime_lock: Path, tmp_path: Path) -> None:

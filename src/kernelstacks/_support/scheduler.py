@@ -13,7 +13,35 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from kernelstacks._support.processes import stop_children
+
 T = TypeVar("T")
+
+
+_told = threading.Event()  # an interruption's summary has been given to the user
+
+
+def interruption_reported() -> bool:
+    """Whether a run has already said what an interruption kept (so the CLI need not)."""
+    return _told.is_set()
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a run: which layers were finished (kept) and which were not.
+
+    Unfinished work is discarded by its own step (a build never commits a half-made layer), so
+    the user is told what survives instead of a bare "interrupted".
+    """
+
+    def __init__(self, verb: str, kept: list[str], discarded: list[str]):
+        self.verb, self.kept, self.discarded = verb, kept, discarded
+        super().__init__(self.summary())
+
+    def summary(self) -> str:
+        """``interrupted: kept: a, b (built); discarded: c, d (not finished)``."""
+        kept = f"{', '.join(self.kept)} ({self.verb})" if self.kept else "none"
+        discarded = f"{', '.join(self.discarded)} (not finished)" if self.discarded else "none"
+        return f"interrupted: kept: {kept}; discarded: {discarded}"
 
 
 @dataclass
@@ -37,11 +65,16 @@ def run_in_order(
     work: Callable[[str], T],
     jobs: int = 1,
     cancel: threading.Event | None = None,
+    verb: str = "done",
+    tell: Callable[[str], None] | None = None,
 ) -> dict[str, Outcome[T]]:
     """Run ``work(name)`` for every name once its ``deps`` (within ``names``) are done.
 
-    Ctrl-C sets ``cancel`` (so running work can give up before committing anything), waits for
-    the running work to stop and re-raises; nothing new is started.
+    Ctrl-C (or SIGTERM, see :func:`~kernelstacks._support.processes.install_interrupt_handlers`)
+    sets ``cancel`` (so running work can give up before committing anything), stops the
+    programs it is running, waits for it and raises :class:`Interrupted` saying which layers
+    were finished (``verb``: "built", "locked") and which were not, after passing that summary
+    to ``tell`` (the command's reporter); nothing new is started.
     """
     order = list(names)
     wanted = set(order)
@@ -56,8 +89,14 @@ def run_in_order(
                 cancel.set()
             for future in running:
                 future.cancel()
+            stop_children()
             wait(list(running))
-            raise
+            kept = [n for n in order if n in outcomes and outcomes[n].ok]
+            interrupted = Interrupted(verb, kept, [n for n in order if n not in kept])
+            if tell is not None:
+                tell(interrupted.summary())
+                _told.set()
+            raise interrupted from None
     return {n: outcomes[n] for n in order}
 
 

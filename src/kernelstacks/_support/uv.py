@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
+from kernelstacks._support.processes import captured
+
 
 @cache
 def uv_binary() -> str:
@@ -54,9 +56,10 @@ def run_uv(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``uv ARGS`` capturing text output; raise ``CalledProcessError`` when ``check``."""
     cmd = [uv_binary(), *(os.fspath(a) for a in args)]
-    return subprocess.run(
-        cmd, cwd=cwd, env=uv_env(extra_env), text=True, capture_output=True, check=check
-    )
+    proc = captured(cmd, cwd=cwd, env=uv_env(extra_env))
+    if check:
+        proc.check_returncode()
+    return proc
 
 
 #: How many lines of uv's explanation a message quotes.

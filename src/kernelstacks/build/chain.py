@@ -63,8 +63,18 @@ def _fail(missing):
           for p in missing),
         "Rebuild or redeploy the whole stack (all of its layers, with the same relative layout).",
     ]
-    sys.tracebacklimit = 0
-    raise SystemExit("\\n".join(lines))
+    _stop("\\n".join(lines))
+
+
+def _stop(message):
+    """Say why, and end the interpreter at once.
+
+    This runs inside site's start-up: raising SystemExit here would make Python print "Fatal
+    Python error: init_import_site" and its runtime state before the advice below.
+    """
+    sys.stderr.write(message + "\\n")
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def _check_runtime():
@@ -72,8 +82,7 @@ def _check_runtime():
     expected = os.path.realpath(os.path.join(LAYER_DIR, _RUNTIME))
     actual = os.path.realpath(sys.base_prefix)
     if expected != actual:
-        sys.tracebacklimit = 0
-        raise SystemExit(
+        _stop(
             f"kernelstacks: the Python layer {{LAYER_DIR}} runs on {{actual}}, but its stack's "
             f"runtime is {{expected}}.\\nThe stack was moved or copied without redeploying: run "
             "'kernelstacks deploy --relink' on the new location (or rebuild it there)."

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from kernelstacks._support.errors import KernelstacksError, describe_error
-from kernelstacks._support.filelocks import exclusive
+from kernelstacks._support.filelocks import exclusive, stack_lock
 from kernelstacks._support.hashing import sha256_file, sha256_text, tree_hash
 from kernelstacks._support.host import current_platform
+from kernelstacks._support.paths import ensure_dir, inside
 from kernelstacks._support.progress import Reporter
 from kernelstacks._support.scheduler import run_in_order, summarize
 from kernelstacks._support.swap import (
@@ -115,8 +116,14 @@ class BuildSummary:
 
 
 def layer_dir(options: BuildOptions, layer: LayerSpec) -> Path:
-    """Where a built layer lives: ``<build dir>/<build-name>``."""
-    return options.build_dir / layer.build_name
+    """Where a built layer lives: ``<build dir>/<build-name>``, checked to be inside it.
+
+    Every directory a build writes (the layer, its staging copy and old copy beside it) is
+    derived from this path, so this one check keeps a build inside the build dir.
+    """
+    return inside(
+        options.build_dir, options.build_dir / layer.build_name, what=f"layer {layer.build_name}"
+    )
 
 
 def _state_inputs(spec: StackSpec, layer: LayerSpec, options: BuildOptions) -> dict[str, Any]:
@@ -316,9 +323,12 @@ def build_stack(
             summary.notes.append(f"{layer.build_name} is not built for {platform}")
             reporter.note(f"skipping {layer.build_name}: not built for {platform}")
     check_locks(spec, todo)
-    options.build_dir.mkdir(parents=True, exist_ok=True)
-    waiting = f"another build of {options.build_dir} is running; waiting for it"
-    with exclusive(options.build_dir / ".kernelstacks-build.lock", lambda: reporter.note(waiting)):
+    ensure_dir(options.build_dir, "build directory")
+    doing = f"building {options.build_dir}"
+    with (
+        exclusive(stack_lock(spec.root), reporter.note, doing, optional=True),
+        exclusive(options.build_dir / ".kernelstacks-build.lock", reporter.note, doing),
+    ):
         clean_leftovers(options.build_dir)
         reporter.start("build", [layer.build_name for layer in todo])
         outcomes = run_in_order(
@@ -327,6 +337,8 @@ def build_stack(
             lambda n: _build_one(spec, spec.layers[n], options, reporter),
             jobs=options.jobs,
             cancel=CANCELLED,
+            verb="built",
+            tell=reporter.note,
         )
     states, errors = summarize(outcomes, "built", describe_error)
     summary.states.update(states)

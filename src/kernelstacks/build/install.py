@@ -46,7 +46,10 @@ def install_lock(
     """
     if exact is None:
         exact = (Path(python).parent.parent / "pyvenv.cfg").is_file()
-    with tempfile.TemporaryDirectory(prefix="kernelstacks-install-") as tmp:
+    # Scratch beside the layer, named like a swap staging directory: a killed build leaves it in
+    # the build dir (never in /tmp), and the next build's clean_leftovers() removes it.
+    scratch = Path(python).absolute().parent.parent.parent
+    with tempfile.TemporaryDirectory(prefix=".install~new-", dir=scratch) as tmp:
         # uv only reads pylock files named `pylock.toml` / `pylock.<name>.toml` with no dot in
         # <name>; layer names like `cpython-3.11` (or a scratch file name) break that.
         copy = Path(tmp) / "pylock.toml"

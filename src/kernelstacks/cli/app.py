@@ -52,11 +52,23 @@ for _module in (show, stack, edit, demo, kernels, distribute):
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    from kernelstacks._support.processes import install_interrupt_handlers
+    from kernelstacks._support.scheduler import interruption_reported
+
+    install_interrupt_handlers()  # SIGTERM is Ctrl-C; both stop our children at once
     try:
         app(args=argv, prog_name="kernelstacks")
+    except SystemExit as exc:  # typer turns Ctrl-C into a silent exit 130
+        if exc.code == 130 and not interruption_reported():
+            console(stderr=True).print("[yellow]interrupted[/]")
+        raise
     except KernelstacksError as exc:  # commands normally handle these; this is the safety net
         report_error(exc)
         sys.exit(1)
     except KeyboardInterrupt:
         console(stderr=True).print("[yellow]interrupted[/]")
         sys.exit(130)
+    except OSError as exc:  # a file system refusal we did not foresee: still no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        report_error(KernelstacksError(f"{exc.strerror or exc}{where}"))
+        sys.exit(1)

@@ -55,7 +55,7 @@ def report_error(exc: KernelstacksError, as_json: bool = False) -> None:
 
 
 def print_summary(action: str, states: dict[str, str], errors: dict[str, str]) -> None:
-    """One line counting what happened to the layers, then one line per failed layer."""
+    """One line counting what happened to the layers, then the failed layers (by name)."""
     from rich.markup import escape
 
     out = console()
@@ -65,8 +65,8 @@ def print_summary(action: str, states: dict[str, str], errors: dict[str, str]) -
     text = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     colour = "red" if errors else "green"
     out.print(f"[{colour}]{action}:[/] {text or 'nothing to do'}")
-    for layer, message in errors.items():
-        console(stderr=True).print(f"[red]  {escape(layer)}:[/] {escape(message)}")
+    if errors:  # the reporter has printed each error as it happened: name them, once
+        console(stderr=True).print(f"[red]  failed:[/] {escape(', '.join(errors))}")
 
 
 def make_reporter(as_json: bool) -> Reporter:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelstacks._support.errors import KernelstacksError
+from kernelstacks._support.filelocks import exclusive, stack_lock
 from kernelstacks._support.hashing import sha256_hex
 from kernelstacks._support.host import current_platform
 from kernelstacks._support.progress import Reporter
@@ -65,6 +66,24 @@ def publish_stack(
     if level is not None and level not in fmt.levels:
         first, last = fmt.levels.start, fmt.levels.stop - 1
         raise KernelstacksError(f"publish --level {level}: {fmt.name} levels are {first}-{last}")
+    doing = f"publishing {output_dir}"
+    with exclusive(stack_lock(stack.root), reporter.note, doing, optional=True):
+        return _publish_locked(
+            stack, include, (build_dir, output_dir), (fmt, level, tag_outputs), jobs, reporter
+        )
+
+
+def _publish_locked(
+    stack: StackSpec,
+    include: list[str] | None,
+    dirs: tuple[Path, Path],
+    style: tuple[ArchiveFormat, int | None, bool],
+    jobs: int,
+    reporter: Reporter,
+) -> OutputSummary:
+    """:func:`publish_stack` once it holds the stack lock (no lock or build changes meanwhile)."""
+    build_dir, output_dir = dirs
+    fmt, level, tag_outputs = style
     items, names, summary = prepare(stack, include, build_dir, output_dir)
     reporter.start("publish", [i.layer.build_name for i in items])
     with (

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelstacks._support.errors import KernelstacksError, describe_error
-from kernelstacks._support.filelocks import exclusive
+from kernelstacks._support.filelocks import exclusive, stack_lock
 from kernelstacks._support.progress import Reporter
 from kernelstacks._support.scheduler import run_in_order, summarize
 from kernelstacks._support.versions import PythonVersion
@@ -32,7 +32,6 @@ from kernelstacks.lock.pylock import LowerLock
 from kernelstacks.lock.tree import commit_lock, refresh_valid
 from kernelstacks.spec.fields import Kind
 from kernelstacks.spec.model import LayerSpec, StackSpec
-from kernelstacks_kernel.contract import STATE_DIR
 
 
 @dataclass
@@ -188,15 +187,16 @@ def lock_stack(
     options = options or LockOptions()
     layers = spec.with_lower(include)
     summary = LockSummary()
-    waiting = "another kernelstacks lock is running on this stack; waiting for it"
-    lock_file = spec.root / STATE_DIR / "lock.lock"  # never under requirements/
-    with exclusive(lock_file, lambda: reporter.note(waiting)):
+    # never under requirements/; shared with build and publish of this stack
+    with exclusive(stack_lock(spec.root), reporter.note, f"locking {spec.path}"):
         reporter.start("lock", [layer.build_name for layer in layers])
         outcomes = run_in_order(
             [layer.build_name for layer in layers],
             lambda n: spec.layers[n].lower,
             lambda n: _lock_one(spec, spec.layers[n], if_needed, reporter, options),
             jobs=jobs,
+            verb="locked",
+            tell=reporter.note,
         )
     summary.states, summary.errors = summarize(outcomes, "locked", describe_error)
     for name, message in summary.errors.items():

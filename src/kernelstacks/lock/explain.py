@@ -7,9 +7,13 @@ one line per message before the patterns below look for what went wrong.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+
+from packaging.markers import InvalidMarker, Marker
 
 from kernelstacks._support.uv import uv_output
 from kernelstacks.lock.pylock import Pin
+from kernelstacks.lock.wheels import PLATFORMS, marker_env
 
 # What uv says when a requirement does not exist, the settings are bad, or no Python fits.
 _NOT_FOUND = re.compile(r"Because ([\w.\-\[\]]+) was not found in the package registry")
@@ -17,6 +21,12 @@ _BAD_CONFIG = re.compile(r"Failed to parse.*uv\.toml")
 _NO_INTERPRETER = re.compile(
     r"No interpreter found|Failed to inspect Python interpreter|interpreter.*incompatible"
 )
+# uv resolves for every platform at once; when a platform other than this machine's fails, it
+# says so and suggests `tool.uv.environments`, which is not the fix in a stack: `platforms` is.
+_OTHER_ENVIRONMENT = re.compile(r"resolution failed for an environment that is not the current")
+_ENVIRONMENTS_HINT = re.compile(r"consider limiting the environments with|tool\.uv\.environments")
+# uv names the failing fork's environment in braces: numpy{sys_platform == 'win32'}<1.20.
+_FORK_MARKER = re.compile(r"\{([^{}]+)\}")
 # A line of uv's output that starts a new item ("  cause: ...", "  hint: ...", "  Caused by:
 # ...", a tree branch) rather than continuing the line before it.
 _NEW_ITEM = re.compile(r"\s*(?:[A-Za-z]+(?: by)?:(?:\s|$)|[×╰├│─▶])")
@@ -48,10 +58,52 @@ def unwrapped(text: str) -> str:
     return "\n".join(message for _, message in messages)
 
 
+def other_environment_failed(stderr: str) -> bool:
+    """Whether uv failed on a platform other than this machine's (its own words)."""
+    return _OTHER_ENVIRONMENT.search(unwrapped(stderr)) is not None
+
+
+def failed_platforms(stderr: str, xy: str) -> list[str]:
+    """The target platforms whose resolution uv reports as failed (from its fork markers)."""
+    markers = []
+    for text in dict.fromkeys(_FORK_MARKER.findall(unwrapped(stderr))):
+        try:
+            markers.append(Marker(text))
+        except InvalidMarker:
+            continue
+    return [p for p in PLATFORMS if any(m.evaluate(marker_env(p, xy)) for m in markers)]
+
+
+def _platform_advice(stderr: str, xy: str, platforms: Sequence[str]) -> str:
+    """What to do when uv failed for some platform: name only platforms the layer targets."""
+    targeted = [p for p in failed_platforms(stderr, xy) if p in platforms]
+    keep = [p for p in platforms if p not in targeted]
+    if not targeted or not keep:  # nothing to leave out that would help
+        return (
+            "the requirements cannot be met on every platform this layer builds for "
+            f"({', '.join(platforms)})"
+        )
+    them = "it" if len(targeted) == 1 else "them"
+    advice = (
+        f"the requirements cannot be met on {', '.join(targeted)}, which this layer builds for; "
+        f"if the layer need not run there, leave {them} out of its platforms"
+    )
+    return advice + " (platforms = [" + ", ".join(f'"{p}"' for p in keep) + "])"
+
+
 def explain_failure(
-    layer: str, requirements: list[str], xy: str, stderr: str, lower: list[Pin]
+    layer: str,
+    requirements: list[str],
+    xy: str,
+    stderr: str,
+    lower: list[Pin],
+    platforms: Sequence[str] = tuple(PLATFORMS),
 ) -> str:
-    """A message naming the layer, the requirement or lower-layer pin at fault, and uv's words."""
+    """A message naming the layer, the requirement or lower-layer pin at fault, and uv's words.
+
+    uv's suggestion to limit ``tool.uv.environments`` is replaced by the advice that applies to
+    a stack (the layer's ``platforms``), naming only platforms the layer targets.
+    """
     said = unwrapped(stderr)
     details = [
         f"requirement '{name}' was not found on the package index"
@@ -63,6 +115,8 @@ def explain_failure(
             f"({pin.path}) and this layer's requirements need a different version"
             for pin in _conflicting_pins(said, lower)
         ]
+    if _OTHER_ENVIRONMENT.search(said):
+        details.append(_platform_advice(stderr, xy, platforms))
     if _BAD_CONFIG.search(said):
         details.append("uv rejected the stack's [tool.uv] settings")
     if _NO_INTERPRETER.search(said):
@@ -74,8 +128,13 @@ def explain_failure(
     return (
         f"Cannot lock layer '{layer}': {summary}.\n"
         f"Requirements: {', '.join(requirements) or '(none)'}\n"
-        f"uv says:\n{uv_output(stderr)}"
+        f"uv says:\n{_without_environments_hint(uv_output(stderr))}"
     )
+
+
+def _without_environments_hint(text: str) -> str:
+    """uv's words minus its ``tool.uv.environments`` hint (see :func:`explain_failure`)."""
+    return "\n".join(line for line in text.splitlines() if not _ENVIRONMENTS_HINT.search(line))
 
 
 def _conflicting_pins(stderr: str, lower: list[Pin]) -> list[Pin]:

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from kernelstacks._support.atomic import read_json
+from kernelstacks._support.paths import inside
 from kernelstacks.lock.errors import LockError
 from kernelstacks.lock.fingerprints import Fingerprint, requirements_hash
 from kernelstacks.lock.records import record_findings
 from kernelstacks.spec.model import LayerSpec, StackSpec
-from kernelstacks_kernel.contract import lock_file_name, lock_meta_file_name
+from kernelstacks_kernel.contract import REQUIREMENTS_DIR, lock_file_name, lock_meta_file_name
 
 #: The keys of venvstacks' lock metadata, in the order it documents them.
 META_KEYS = (
@@ -39,13 +40,19 @@ META_KEYS = (
 
 
 def lock_path(spec: StackSpec, layer: LayerSpec) -> Path:
-    """``requirements/<build name>/pylock.<N>.toml``."""
-    return spec.requirements_dir(layer) / lock_file_name(layer.build_name)
+    """``requirements/<build name>/pylock.<N>.toml`` (checked to be inside ``requirements/``)."""
+    return _layer_folder(spec, layer) / lock_file_name(layer.build_name)
 
 
 def meta_path(spec: StackSpec, layer: LayerSpec) -> Path:
-    """``requirements/<build name>/pylock.<N>.meta.json``."""
-    return spec.requirements_dir(layer) / lock_meta_file_name(layer.build_name)
+    """``requirements/<build name>/pylock.<N>.meta.json`` (checked like :func:`lock_path`)."""
+    return _layer_folder(spec, layer) / lock_meta_file_name(layer.build_name)
+
+
+def _layer_folder(spec: StackSpec, layer: LayerSpec) -> Path:
+    """``requirements/<build name>/``, checked to be a folder of its own in ``requirements/``."""
+    folder = spec.requirements_dir(layer)
+    return inside(spec.root / REQUIREMENTS_DIR, folder, what=f"lock folder of {layer.build_name}")
 
 
 def read_meta(spec: StackSpec, layer: LayerSpec) -> dict[str, Any] | None:

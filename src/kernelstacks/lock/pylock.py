@@ -219,3 +219,25 @@ def lower_pins(lower: list[LowerLock]) -> list[Pin]:
         if name in unconditional:
             pins.append(unconditional[name])
     return pins
+
+
+def pin_conflicts(lower: list[LowerLock]) -> list[tuple[Pin, Pin]]:
+    """Packages two lower layers install in different versions, as (first, other) pins.
+
+    Siblings (two frameworks under one application, neither on the other) are locked
+    independently, so each may pin its own version of a package they share. Only one of them is
+    imported at run time (the first in ``sys.path``), so the other layer silently runs with a
+    version it was never locked with. ``lower`` is in :func:`lower_pins` order; entries with the
+    same marker (or none) are compared, platform-specific ones only with the same marker.
+    """
+    first: dict[tuple[str, str], Pin] = {}
+    conflicts: list[tuple[Pin, Pin]] = []
+    for lock in lower:
+        for entry in read_entries(lock.path):
+            if entry.shared:
+                continue
+            key = (canonicalize_name(entry.name), entry.marker)
+            kept = first.setdefault(key, Pin(entry, lock.layer, lock.path))
+            if kept.layer != lock.layer and kept.entry.version != entry.version:
+                conflicts.append((kept, Pin(entry, lock.layer, lock.path)))
+    return conflicts

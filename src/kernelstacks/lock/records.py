@@ -25,16 +25,18 @@ from typing import Any
 
 from kernelstacks._support.atomic import read_json, write_json
 from kernelstacks._support.hashing import sha256_text
+from kernelstacks._support.paths import inside
 from kernelstacks.lock.errors import LockError
 from kernelstacks.lock.fingerprints import requirements_hash
 from kernelstacks.lock.indexes import layer_uv_settings
 from kernelstacks.spec.model import LayerSpec, StackSpec
-from kernelstacks_kernel.contract import lock_file_rel, lock_record_rel
+from kernelstacks_kernel.contract import STATE_DIR, lock_file_rel, lock_record_rel
 
 
 def record_path(spec: StackSpec, layer: LayerSpec) -> Path:
-    """``.kernelstacks/locks/<build name>.json`` beside the stack file."""
-    return spec.root / lock_record_rel(layer.build_name)
+    """``.kernelstacks/locks/<build name>.json`` beside the stack file (checked to stay there)."""
+    path = spec.root / lock_record_rel(layer.build_name)
+    return inside(spec.root / STATE_DIR, path, what=f"lock record of {layer.build_name}")
 
 
 def uv_settings_hash(spec: StackSpec, layer: LayerSpec) -> str:

@@ -45,9 +45,20 @@ from kernelstacks._support.uv import run_uv, uv_output
 from kernelstacks._support.versions import PythonVersion
 from kernelstacks.lock.amend import Targets, amend, render
 from kernelstacks.lock.errors import LockError
-from kernelstacks.lock.explain import explain_failure
+from kernelstacks.lock.explain import (
+    explain_failure,
+    failed_platforms,
+    other_environment_failed,
+)
 from kernelstacks.lock.fingerprints import declared_requirements, requirement_lines
-from kernelstacks.lock.pylock import LowerLock, Pin, entry_from, lower_pins, read_pylock
+from kernelstacks.lock.pylock import (
+    LowerLock,
+    Pin,
+    entry_from,
+    lower_pins,
+    pin_conflicts,
+    read_pylock,
+)
 from kernelstacks.lock.wheels import PLATFORMS, WheelTargets, check_wheels
 
 __all__ = [
@@ -125,19 +136,27 @@ def lock_layer(req: LockRequest, output: Path, *, lock_dir: Path | None = None) 
     xy = _python_xy(req)
     platforms = _check_platforms(req)
     _check_targets(req)
+    _check_lower_agree(req)
     pins = lower_pins(req.lower_locks)
     with tempfile.TemporaryDirectory(prefix="kernelstacks-lock-") as tmp:
         project = Path(tmp)
         config = _write_uv_config(project, req.uv_settings)
         pyproject = _project_document(req, xy, pins)
         (project / "pyproject.toml").write_text(tomlkit.dumps(pyproject), encoding="utf-8")
-        _run_lock(req, project, config, xy, pins)
+        narrowed = _run_lock(req, project, config, xy, pins, pyproject)
         export = _run_export(req, project, config)
     targets = Targets(req.layer, platforms, req.python_version)
     data = amend(export, pins, targets, Path(lock_dir or Path(output).parent).absolute())
     atomic.write_text(output, render(data, req.layer))
     result = _result(data, pins, req.layer)
     result.warnings = wheel_warnings(req, data.get("packages", []), platforms)
+    if narrowed:
+        result.warnings.insert(
+            0,
+            f"layer '{req.layer}': resolved for its platforms only ({', '.join(platforms)}): "
+            f"uv cannot resolve its requirements for {', '.join(narrowed)}, which the layer "
+            "does not build for (venvstacks, which resolves for every platform, cannot lock it)",
+        )
     return result
 
 
@@ -178,6 +197,32 @@ def _check_targets(req: LockRequest) -> None:
 
 # --------------------------------------------------------------------------------------------
 # The generated project and uv configuration
+
+
+def _check_lower_agree(req: LockRequest) -> None:
+    """Refuse to lock on lower layers that install one package in different versions."""
+    conflicts = pin_conflicts(req.lower_locks)
+    if not conflicts:
+        return
+    lines = []
+    for kept, other in conflicts:
+        name = canonicalize_name(kept.name)
+        on = f" (on {kept.entry.marker})" if kept.entry.marker else ""
+        lines.append(
+            f"  '{name}'{on}: '{kept.layer}' pins {name}=={kept.entry.version} ({kept.path}) "
+            f"and '{other.layer}' pins {name}=={other.entry.version} ({other.path}); "
+            f"'{req.layer}' would import {kept.entry.version} from '{kept.layer}' (first in "
+            f"sys.path), so '{other.layer}' would run with a version it was not locked with"
+        )
+    kept, other = conflicts[0]
+    name = canonicalize_name(kept.name)
+    raise LockError(
+        f"Cannot lock layer '{req.layer}': its lower layers pin different versions of the "
+        f"same package{'s' if len(conflicts) > 1 else ''}:\n" + "\n".join(lines) + "\n"
+        f'Make them agree, e.g. add "{name}=={kept.entry.version}" to the requirements of '
+        f"'{other.layer}' (or \"{name}=={other.entry.version}\" to those of '{kept.layer}') "
+        "and lock again, or move the package into a layer both build on."
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -250,13 +295,53 @@ def _lock_python(req: LockRequest, xy: str) -> list[str]:
 # Running uv
 
 
-def _run_lock(req: LockRequest, project: Path, config: Path, xy: str, pins: list[Pin]) -> None:
-    """Resolve the generated project; turn uv's refusal into a :class:`LockError`."""
+def _run_lock(
+    req: LockRequest,
+    project: Path,
+    config: Path,
+    xy: str,
+    pins: list[Pin],
+    pyproject: dict[str, Any],
+) -> list[str]:
+    """Resolve the generated project; turn uv's refusal into a :class:`LockError`.
+
+    uv resolves for every platform at once, as for venvstacks. When that fails only on
+    platforms the layer does not build for, the layer is resolved again for its own platforms
+    (``tool.uv.environments``): this is what a layer's ``platforms`` means, and venvstacks could
+    not lock such a layer at all, so no lock it would write differs. Returns the platforms that
+    failed in that case (empty when the first resolution succeeded).
+    """
     args: list[str | os.PathLike[str]] = ["lock", "--directory", project, "--config-file", config]
-    args += _lock_python(req, xy)
-    proc = run_uv([*args, "--no-progress", "--color", "never"], check=False)
+    args += [*_lock_python(req, xy), "--no-progress", "--color", "never"]
+    proc = run_uv(args, check=False)
+    failed = _only_other_platforms_failed(req, xy, proc.stderr) if proc.returncode else []
+    if failed:
+        tool_uv = pyproject["tool"]["uv"]
+        tool_uv["environments"] = [_environment_marker(p) for p in req.platforms]
+        (project / "pyproject.toml").write_text(tomlkit.dumps(pyproject), encoding="utf-8")
+        proc = run_uv(args, check=False)
     if proc.returncode != 0:
-        raise LockError(explain_failure(req.layer, req.requirements, xy, proc.stderr, pins))
+        raise LockError(
+            explain_failure(req.layer, req.requirements, xy, proc.stderr, pins, req.platforms)
+        )
+    return failed
+
+
+def _only_other_platforms_failed(req: LockRequest, xy: str, stderr: str) -> list[str]:
+    """Platforms uv failed on, when none of them is one the layer builds for (else empty)."""
+    if "environments" in (req.uv_settings or {}) or not other_environment_failed(stderr):
+        return []
+    failed = failed_platforms(stderr, xy)
+    return [] if set(failed) & set(req.platforms) else failed
+
+
+def _environment_marker(platform: str) -> str:
+    """A ``tool.uv.environments`` entry selecting one target platform."""
+    facts = PLATFORMS[platform]
+    return (
+        f"sys_platform == '{facts['sys_platform']}' and "
+        f"platform_machine == '{facts['platform_machine']}'"
+    )
 
 
 def _run_export(req: LockRequest, project: Path, config: Path) -> str:

@@ -46,10 +46,11 @@ PLATFORMS = (
 )
 
 #: Names venvstacks recommends: letters, digits, '.', '_' and '-' (others load with a warning).
-PLAIN_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+PLAIN_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+\Z")
 #: Layer names become directory names on every venvstacks platform: no path separators, no
 #: characters Windows forbids in file names, no control characters, no space at either end.
-NAME_RE = re.compile(r'^(?![.]{1,2}$)(?!\s)[^/\\:*?"<>|\x00-\x1f]+(?<!\s)$')
+#: ``\Z``, not ``$``: ``$`` also matches before a final newline, which let ``"app\n"`` through.
+NAME_RE = re.compile(r'^(?![.]{1,2}\Z)(?!\s)[^/\\:*?"<>|\x00-\x1f\x7f]+(?<!\s)\Z')
 IMPLEMENTATION_RE = re.compile(r"^(?P<impl>cpython)@(?P<version>3\.\d{1,2}(?:\.\d{1,3})?)$")
 LINUX_TARGET_RE = re.compile(r"^glibc(?:@\d+\.\d+)?$")
 MACOSX_TARGET_RE = re.compile(r"^\d+(?:\.\d+)?$")
@@ -220,6 +221,13 @@ TOOL_FIELDS: tuple[Field, ...] = (
         is_table,
         "Per-application kernel settings: `[tool.kernelstacks.kernelspec.<app>]` with "
         "`display_name`, `logo`, `env`, `interrupt_mode`.",
+    ),
+    Field(
+        "modules_outside_stack",
+        _ALL,
+        is_bool,
+        "Allow `launch_module`/`support_modules` outside the stack folder, or symlinks leading "
+        "out of it (default false: refused, so a published layer only holds the stack's files).",
     ),
 )
 TOOL_FIELDS_BY_NAME = {f.name: f for f in TOOL_FIELDS}

@@ -7,18 +7,23 @@ layers in ``sys.path`` order; a layer's platforms default to what all its lower 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import unicodedata
 
 from kernelstacks._support.errors import did_you_mean
-from kernelstacks.spec.c3 import C3Conflict, find_cycle, linearize
+from kernelstacks.spec.c3 import C3Conflict, Linearizer, bottom_up, find_cycle
 from kernelstacks.spec.fields import NAME_RE, PLATFORMS, Kind
 from kernelstacks.spec.problems import LayersByName, ProblemLog, RawLayer
+from kernelstacks.spec.problems import bottom_up as bottom_up_layers
 
 # -- pass 3: names ------------------------------------------------------------------------------
 
 
 def check_names(raw: list[RawLayer], log: ProblemLog) -> None:
-    """Names unique per kind, and build names unique across the stack."""
+    """Names unique per kind, and build names unique across the stack.
+
+    Build names that differ only in case (or Unicode normalisation) are one directory on
+    macOS and Windows file systems, so they count as the same name.
+    """
     seen: dict[str, RawLayer] = {}
     for layer in raw:
         name = layer.data.get("name")
@@ -26,16 +31,25 @@ def check_names(raw: list[RawLayer], log: ProblemLog) -> None:
             layer.ok = False
             continue
         build = layer.kind.build_name(name)
-        if build in seen:
-            first = seen[build]
+        folded = unicodedata.normalize("NFC", build).casefold()
+        if folded in seen:
+            first = seen[folded]
+            same = "is already used" if first.build_name == build else "collides with"
             log.problem(
-                f"duplicate layer name '{name}' (build name '{build}' is already used by "
-                f"{first.label}, table {first.index + 1} of [[{first.kind.section}]])",
+                f"duplicate layer name '{name}' (build name '{build}' {same} "
+                f"{first.label}, table {first.index + 1} of [[{first.kind.section}]]"
+                + (
+                    ""
+                    if first.build_name == build
+                    else f", whose build name '{first.build_name}' is the same directory on "
+                    "case-insensitive file systems"
+                )
+                + ")",
                 layer,
                 "name",
             )
         else:
-            seen[build] = layer
+            seen[folded] = layer
 
 
 def index_by_name(raw: list[RawLayer]) -> LayersByName:
@@ -130,7 +144,12 @@ def _check_ref(
 
 
 def check_graph(raw: list[RawLayer], by_name: LayersByName, log: ProblemLog) -> None:
-    """Detect cycles, infer each layer's runtime, linearise lower layers with C3."""
+    """Detect cycles, infer each layer's runtime, linearise lower layers with C3.
+
+    A cycle is reported once, at the first of its members in the file. Everything here walks the
+    graph bottom-up without recursion and computes each framework's order once, so loading
+    stays fast and safe for stacks thousands of layers deep.
+    """
     frameworks = by_name[Kind.FRAMEWORK]
 
     def parents(name: str) -> list[str]:
@@ -141,19 +160,40 @@ def check_graph(raw: list[RawLayer], by_name: LayersByName, log: ProblemLog) -> 
 
     cycle = find_cycle(list(frameworks), parents)
     if cycle:
-        shown = " -> ".join(f"'{c}'" for c in cycle)
-        for name in dict.fromkeys(cycle):
-            log.problem(f"dependency cycle: {shown}", frameworks[name], "frameworks")
+        log.problem(
+            f"dependency cycle: {_show_cycle(cycle)}; remove one of these 'frameworks' "
+            "entries to break it",
+            frameworks[cycle[0]],
+            "frameworks",
+        )
+        for name in cycle[1:]:
+            frameworks[name].ok = False
         return
+    for name in bottom_up(list(frameworks), parents):
+        _resolve_runtime(frameworks[name], frameworks, log)
     for layer in raw:
-        _resolve_runtime(layer, frameworks, log)
+        if layer.kind is Kind.APPLICATION:
+            _resolve_runtime(layer, frameworks, log)
+    linearizer = Linearizer(parents)
     for layer in raw:
         if layer.refs_ok and (layer.kind is Kind.RUNTIME or layer.runtime is not None):
-            _linearize(layer, parents, log)
+            _linearize(layer, linearizer, log)
+
+
+def _show_cycle(cycle: list[str], most: int = 12) -> str:
+    """``'a' -> 'b' -> 'a'``; a long cycle shows its ends and how many layers it goes through."""
+    names = [f"'{c}'" for c in cycle]
+    if len(names) > most:
+        skipped = len(names) - most
+        names = [*names[: most - 4], f"... ({skipped} more) ...", *names[-4:]]
+    return " -> ".join(names) + (f" ({len(cycle) - 1} layers)" if len(cycle) > most else "")
 
 
 def _resolve_runtime(layer: RawLayer, frameworks: dict[str, RawLayer], log: ProblemLog) -> None:
-    """A layer on frameworks uses their runtime; they must all agree."""
+    """A layer on frameworks uses their runtime; they must all agree.
+
+    Called bottom-up, so the frameworks' runtimes are already known (None when unresolvable).
+    """
     if layer.runtime is not None or not layer.refs_ok or layer.kind is Kind.RUNTIME:
         return
     if "runtime" in layer.data:
@@ -162,7 +202,6 @@ def _resolve_runtime(layer: RawLayer, frameworks: dict[str, RawLayer], log: Prob
     found: dict[str, str] = {}
     for fw_name in layer.data.get("frameworks", []):
         fw = frameworks[fw_name]
-        _resolve_runtime(fw, frameworks, log)
         if fw.runtime is None:
             return
         found[fw_name] = fw.runtime
@@ -173,7 +212,7 @@ def _resolve_runtime(layer: RawLayer, frameworks: dict[str, RawLayer], log: Prob
     layer.runtime = next(iter(found.values()), None)
 
 
-def _linearize(layer: RawLayer, parents: Callable[[str], list[str]], log: ProblemLog) -> None:
+def _linearize(layer: RawLayer, linearizer: Linearizer, log: ProblemLog) -> None:
     """Lower layers in sys.path order: C3 over frameworks, then the runtime."""
     if layer.kind is Kind.RUNTIME:
         layer.lower = ()
@@ -182,7 +221,7 @@ def _linearize(layer: RawLayer, parents: Callable[[str], list[str]], log: Proble
         return
     direct = list(layer.data.get("frameworks", []))
     try:
-        order = linearize("\0self", lambda n: direct if n == "\0self" else parents(n))[1:]
+        merged = linearizer.merge(direct)
     except C3Conflict as exc:
         shown = "; ".join("[" + ", ".join(o) + "]" for o in exc.orders if o)
         log.problem(
@@ -193,7 +232,7 @@ def _linearize(layer: RawLayer, parents: Callable[[str], list[str]], log: Proble
             "frameworks",
         )
         return
-    layer.lower = (*(Kind.FRAMEWORK.build_name(n) for n in order), layer.runtime)
+    layer.lower = (*(Kind.FRAMEWORK.build_name(n) for n in merged), layer.runtime)
     layer.frameworks = tuple(direct)
 
 
@@ -201,30 +240,21 @@ def _linearize(layer: RawLayer, parents: Callable[[str], list[str]], log: Proble
 
 
 def check_platforms(raw: list[RawLayer], by_name: LayersByName, log: ProblemLog) -> None:
-    """Default to the lower layers' intersection; asking for more is an error."""
-    index = {k.build_name(n): r for k in Kind for n, r in by_name[k].items()}
-    done: set[str] = set()
+    """Default to the lower layers' intersection; asking for more is an error.
 
-    def resolve(layer: RawLayer) -> tuple[str, ...] | None:
-        if layer.build_name in done:
-            return layer.platforms
+    Layers are taken bottom-up (a lower layer always has fewer lower layers than the layers
+    on it), so each one's lower layers are settled before it, without recursion.
+    """
+    for layer, lowers in bottom_up_layers(raw, by_name):
         available = list(PLATFORMS)
         limiting: dict[str, str] = {}
-        for low in (index[n] for n in layer.lower if n in index):
-            plats = resolve(low)
-            if plats is None:
-                return None
-            for p in available:
-                if p not in plats:
-                    limiting.setdefault(p, low.build_name)
-            available = [p for p in available if p in plats]
+        for low in lowers:
+            missing = [p for p in available if p not in low.platforms]
+            for p in missing:
+                limiting.setdefault(p, low.build_name)
+            if missing:
+                available = [p for p in available if p in low.platforms]
         _choose_platforms(layer, available, limiting, log)
-        done.add(layer.build_name)
-        return layer.platforms
-
-    for layer in raw:
-        if layer.name_ok and (layer.kind is Kind.RUNTIME or layer.lower):
-            resolve(layer)
 
 
 def _choose_platforms(

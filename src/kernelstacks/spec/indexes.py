@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 
 from kernelstacks._support.errors import did_you_mean
 from kernelstacks.spec.fields import Kind
-from kernelstacks.spec.problems import LayersByName, ProblemLog, RawLayer
+from kernelstacks.spec.problems import LayersByName, ProblemLog, RawLayer, bottom_up
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -127,21 +127,8 @@ def resolve_package_indexes(raw: list[RawLayer], by_name: LayersByName, log: Pro
     graph rather than the file order). Layers whose references could not be followed are left
     alone: their problem has been reported already.
     """
-    index = {k.build_name(n): r for k in Kind for n, r in by_name[k].items()}
-    done: set[int] = set()
-
-    def resolve(layer: RawLayer) -> None:
-        if id(layer) in done:
-            return
-        done.add(id(layer))
-        lowers = [index[n] for n in layer.lower if n in index]
-        for low in lowers:
-            resolve(low)
+    for layer, lowers in bottom_up(raw, by_name):
         _inherit(layer, lowers, log)
-
-    for layer in raw:
-        if layer.name_ok and (layer.kind is Kind.RUNTIME or layer.lower):
-            resolve(layer)
 
 
 def _inherit(layer: RawLayer, lowers: list[RawLayer], log: ProblemLog) -> None:

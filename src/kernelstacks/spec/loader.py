@@ -44,7 +44,12 @@ class SpecLoader:
         graph.check_references(raw, by_name, log)
         graph.check_graph(raw, by_name, log)
         graph.check_platforms(raw, by_name, log)
-        modules.check_modules(raw, self.path.parent, log)
+        modules.check_modules(
+            raw,
+            self.path.parent,
+            log,
+            allow_outside=stack_settings.get("modules_outside_stack") is True,
+        )
         self._check_indexes(doc, raw, by_name, uv_settings)
         settings.check_kernel_patterns(raw, stack_settings, log)
         kernel_settings.check_kernelspec_settings(raw, stack_settings, self.path.parent, log)
@@ -96,6 +101,17 @@ class SpecLoader:
         self.log.locator = Locator(text)
         try:
             return tomllib.loads(text)
+        except RecursionError:
+            raise SpecError(
+                [
+                    Problem(
+                        file,
+                        "TOML syntax error: arrays or inline tables are nested too deeply to "
+                        "read (a stack file needs at most a few levels)",
+                        line=self._deepest_line(text),
+                    )
+                ]
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             message = str(exc)
             pos = _TOML_POS_RE.search(message)
@@ -104,6 +120,19 @@ class SpecLoader:
             raise SpecError(
                 [Problem(file, f"TOML syntax error: {message}", line=line, column=col)]
             ) from None
+
+    @staticmethod
+    def _deepest_line(text: str) -> int | None:
+        """The line where bracket nesting is deepest: where to look for the runaway value."""
+        depth = best = 0
+        where: int | None = None
+        for number, line in enumerate(text.splitlines(), start=1):
+            for char in line:
+                depth += char in "[{"
+                depth -= char in "]}"
+                if depth > best:
+                    best, where = depth, number
+        return where
 
     # -- result --------------------------------------------------------------------------------
 

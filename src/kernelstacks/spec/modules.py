@@ -7,6 +7,7 @@ with another module of the same application; a launch package needs a ``__main__
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from kernelstacks.spec.fields import Kind
@@ -14,10 +15,14 @@ from kernelstacks.spec.model import module_name
 from kernelstacks.spec.problems import ProblemLog, RawLayer
 
 
-def check_modules(raw: list[RawLayer], root: Path, log: ProblemLog) -> None:
+def check_modules(
+    raw: list[RawLayer], root: Path, log: ProblemLog, *, allow_outside: bool = False
+) -> None:
     """Modules do not clash within an application, exist, and have importable names.
 
-    ``root`` is the stack file's folder, which module paths are relative to. Clashes are found
+    ``root`` is the stack file's folder, which module paths are relative to; modules must lie
+    inside it (symlinks followed) unless ``[tool.kernelstacks] modules_outside_stack = true``,
+    since whatever they name is copied into the layer and published with it. Clashes are found
     from the paths alone, before looking at the disk (as venvstacks does), so two entries that
     would install as the same module are reported as a clash even when the files are missing.
     """
@@ -41,7 +46,44 @@ def check_modules(raw: list[RawLayer], root: Path, log: ProblemLog) -> None:
                     key,
                 )
             names.setdefault(mod, rel)
-            _check_module(layer, key, rel, root, log)
+            if allow_outside or _check_inside(layer, key, rel, root, log):
+                _check_module(layer, key, rel, root, log)
+
+
+def _check_inside(layer: RawLayer, key: str, rel: str, root: Path, log: ProblemLog) -> bool:
+    """The module, and every symlink in a module package, stays inside the stack folder."""
+    real_root = root.resolve()
+    path = root / rel
+    escapes = _escape(path, real_root)
+    if escapes is None and path.is_dir() and not path.is_symlink():
+        for folder, dirs, files in os.walk(path):
+            for entry in (*dirs, *files):
+                escapes = _escape(Path(folder) / entry, real_root)
+                if escapes is not None:
+                    break
+            if escapes is not None:
+                break
+    if escapes is None:
+        return True
+    what = "is" if escapes == path else f"contains {escapes}, which"
+    log.problem(
+        f"module {rel!r} {what} leads outside the stack folder {real_root} (to "
+        f"{escapes.resolve()}); its files would be copied into the layer and published. Move "
+        "it into the stack folder, or set modules_outside_stack = true under "
+        "[tool.kernelstacks] to allow this",
+        layer,
+        key,
+    )
+    return False
+
+
+def _escape(path: Path, real_root: Path) -> Path | None:
+    """``path`` if it (or what it links to) lies outside ``real_root``, else None."""
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: not ours to follow
+        return path
+    return None if real == real_root or real_root in real.parents else path
 
 
 def _check_module(layer: RawLayer, key: str, rel: str, root: Path, log: ProblemLog) -> None:

@@ -96,3 +96,18 @@ class ProblemLog:
     def in_line_order(self) -> list[Problem]:
         """The problems by line (unlocated ones last), in the order found within a line."""
         return sorted(self.problems, key=lambda p: (p.line is None, p.line or 0))
+
+
+def bottom_up(raw: list[RawLayer], by_name: LayersByName) -> list[tuple[RawLayer, list[RawLayer]]]:
+    """Layers whose lower layers are known, each with them, every lower layer first.
+
+    A lower layer has fewer lower layers than any layer on it, so sorting by that count is
+    bottom-up; no recursion, so thousand-layer chains are fine. Lower layers whose own graph
+    was unsound (reported already) are included too, as layers with nothing below them.
+    """
+    index = {k.build_name(n): r for k in Kind for n, r in by_name[k].items()}
+    todo = {id(r): r for r in raw if r.name_ok and (r.kind is Kind.RUNTIME or r.lower)}
+    for layer in list(todo.values()):
+        todo.update((id(index[n]), index[n]) for n in layer.lower if n in index)
+    ordered = sorted(todo.values(), key=lambda r: len(r.lower))
+    return [(r, [index[n] for n in r.lower if n in index]) for r in ordered]

@@ -8,9 +8,11 @@ passes do not trip over it again.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from kernelstacks._support.errors import did_you_mean
+from kernelstacks._support.paths import max_name_bytes
 from kernelstacks.spec.fields import (
     DEPRECATED_FIELDS,
     FIELDS_BY_NAME,
@@ -27,6 +29,7 @@ from kernelstacks.spec.fields import (
     fields_for,
 )
 from kernelstacks.spec.problems import ProblemLog, RawLayer
+from kernelstacks_kernel.contract import DEFAULT_BUILD_DIR
 
 
 def check_document(doc: dict[str, Any], log: ProblemLog) -> list[RawLayer]:
@@ -56,7 +59,9 @@ def _label(kind: Kind, index: int, table: dict[str, Any]) -> str:
     """How problems name a layer: by its name, or by its position when it has none."""
     name = table.get("name")
     if isinstance(name, str) and name:
-        return f"{kind.value} '{name}'"
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        # repr() shows a newline or other control character instead of printing it
+        return f"{kind.value} " + (f"'{shown}'" if shown.isprintable() else repr(shown))
     return f"{kind.section}[{index}] (table {index + 1} of [[{kind.section}]])"
 
 
@@ -150,6 +155,16 @@ def _check_name(layer: RawLayer, log: ProblemLog) -> None:
             f"invalid name {name!r}: a layer name becomes a directory name, so it must not be "
             'empty, "." or "..", contain / \\ : * ? " < > | or control characters, or start '
             "or end with a space",
+            layer,
+            "name",
+        )
+        return
+    limit = max_name_bytes(Path(log.file).parent / DEFAULT_BUILD_DIR)
+    if len(layer.kind.build_name(name).encode()) > limit:
+        log.problem(
+            f"name is too long ({len(name.encode())} bytes): the layer's directory and the "
+            f"lock, archive and staging files named after it must fit this file system's "
+            f"limit, so its build name may be at most {limit} bytes",
             layer,
             "name",
         )
