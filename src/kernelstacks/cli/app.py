@@ -9,14 +9,14 @@ becomes a readable message with a non-zero exit status instead of a traceback.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from kernelstacks import __version__
 from kernelstacks._support.errors import KernelstacksError
 from kernelstacks.cli import demo, distribute, edit, kernels, show, stack
-from kernelstacks.cli.output import console, report_error
+from kernelstacks.cli.output import console, report_error, set_verbosity
 
 app = typer.Typer(
     name="kernelstacks",
@@ -40,20 +40,60 @@ def version_callback(value: bool) -> None:
 def _root(
     version: Annotated[
         bool | None,
-        typer.Option("--version", callback=version_callback, is_eager=True, help="Show version."),
+        typer.Option(
+            "--version", "-V", callback=version_callback, is_eager=True, help="Show the version."
+        ),
     ] = None,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose", "-v", count=True, help="Say every step of every layer (repeatable)."
+        ),
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only report errors (and what was asked for).")
+    ] = False,
 ) -> None:
-    """Build layered Python environment stacks and use them as Jupyter kernels."""
+    """Build layered Python environment stacks and use them as Jupyter kernels.
+
+    Commands and options of venvstacks 0.8 work the same way here (exit status 1 for a bad stack
+    file or a failed operation, 2 for a command line error).
+    """
+    set_verbosity(-1 if quiet else verbose)
 
 
 for _module in (show, stack, edit, demo, kernels, distribute):
     _module.register(app)
 
 
+def tidy_help(command: Any) -> Any:
+    """Flags and counters show no type in ``--help`` (typer would print ``<bool>``/``<int>``).
+
+    Applied to every command and subcommand, the help flag included, so the help reads like a
+    well-kept CLI: options that take a value show their metavar (SPEC, DIR, PATTERN...).
+    """
+    # typer ships its own copy of click: its classes are duck-typed here, not imported.
+    help_option = command.get_help_option(command.context_class(command))
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        flag = getattr(param, "is_flag", False) or getattr(param, "count", False)
+        if flag and param.metavar is None:
+            param.metavar = ""
+        elif param.param_type_name == "argument" and param.metavar:
+            param.display_type_rich = lambda ctx: None  # SPEC says it all; no "<path>" after it
+    for sub in getattr(command, "commands", {}).values():
+        tidy_help(sub)
+    return command
+
+
+def cli_command() -> Any:
+    """The click command behind :data:`app`, with its help tidied (see :func:`tidy_help`)."""
+    return tidy_help(typer.main.get_command(app))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     try:
-        app(args=argv, prog_name="kernelstacks")
+        cli_command()(args=argv, prog_name="kernelstacks")
     except KernelstacksError as exc:  # commands normally handle these; this is the safety net
         report_error(exc)
         sys.exit(1)

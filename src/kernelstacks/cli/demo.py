@@ -17,7 +17,7 @@ import typer
 from kernelstacks._support.errors import KernelstacksError
 from kernelstacks.cli.options import JobsOpt, RuntimeSourceOpt
 from kernelstacks.cli.output import console, make_reporter, report_error
-from kernelstacks.cli.stack import register_built_kernels, run_app, run_build
+from kernelstacks.cli.stack import BuildRun, register_built_kernels, run_app, run_build
 
 
 def default_demo_dir() -> Path:
@@ -61,7 +61,11 @@ def register(app: typer.Typer) -> None:
 def demo_command(
     directory: Annotated[
         Path | None,
-        typer.Option("--dir", help="Where to write the demo stack (default: per-user data dir)."),
+        typer.Option(
+            "--dir",
+            metavar="DIR",
+            help="Where to write the demo stack (default: per-user data dir).",
+        ),
     ] = None,
     runtime_source: RuntimeSourceOpt = "auto",
     jobs: JobsOpt = 2,
@@ -84,7 +88,8 @@ def demo_command(
     out.print(render_tree(stack, list(stack.layers.values())))
     reporter = make_reporter(False)
     try:
-        ok = run_build(stack, None, True, None, jobs, runtime_source, None, reporter, False)
+        run = BuildRun(True, stack.root / "_build", jobs, runtime_source)
+        ok = run_build(stack, None, run, reporter, False)
     except KernelstacksError as exc:
         reporter.close()
         report_error(exc)

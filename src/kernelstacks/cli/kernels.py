@@ -130,9 +130,12 @@ def _print_table(kernels: list) -> None:
 
 @kernels_app.command("remove")
 def remove(
-    names: Annotated[list[str] | None, typer.Argument(help="Kernel names to remove.")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(metavar="NAME...", help="Kernel names to remove.")
+    ] = None,
     stack_spec: Annotated[
-        Path | None, typer.Option("--stack", help="Remove every kernel of this stack file.")
+        Path | None,
+        typer.Option("--stack", metavar="SPEC", help="Remove every kernel of this stack file."),
     ] = None,
     prefix: PrefixesOpt = None,
 ) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -30,16 +30,30 @@ BuildDirOpt = Annotated[
         help="Where layers are built (default: _build beside the spec).",
     ),
 ]
+
+
+def _at_least_one(value: int) -> int:
+    """``--jobs`` must be a positive number (said in words, not as ``[x>=1]``)."""
+    if value < 1:
+        raise typer.BadParameter(f"{value} is not a positive number")
+    return value
+
+
 JobsOpt = Annotated[
     int,
-    typer.Option("--jobs", "-j", min=1, metavar="N", help="Layers to work on at the same time."),
+    typer.Option(
+        "--jobs",
+        "-j",
+        metavar="N",
+        callback=_at_least_one,
+        help="Layers to work on at the same time (1 or more).",
+    ),
 ]
 RuntimeSourceOpt = Annotated[
-    str,
+    Literal["auto", "managed", "local"],
     typer.Option(
         "--runtime-source",
         envvar="KERNELSTACKS_RUNTIME_SOURCE",
-        metavar="auto|managed|local",
         help="Where runtimes come from: auto (managed when uv may download, else local), "
         "managed (uv's python-build-standalone) or local (an interpreter on this machine).",
     ),
@@ -71,4 +85,121 @@ PrefixOpt = Annotated[
 PrefixesOpt = Annotated[
     list[Path] | None,
     typer.Option("--prefix", metavar="DIR", help="Also look in DIR/share/jupyter. Repeatable."),
+]
+
+# -- venvstacks' options (same names and meaning; see docs/coming-from-venvstacks.md) ---------
+
+ShowOpt = Annotated[
+    bool,
+    typer.Option(
+        "--show", help="Show the stack and the operations selected for each layer, then run."
+    ),
+]
+ShowOnlyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--show-only", help="Only show the stack and the selected operations; change nothing."
+    ),
+]
+StatusJsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print the stack status as venvstacks' JSON document instead of running (with "
+        "--show: print it, then run). kernelstacks' own facts are under its 'kernelstacks' key.",
+    ),
+]
+ProgressJsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--progress-json",
+        help="Report progress as JSON lines (one event per line) for programs, and the "
+        "outcome as a last 'done' event.",
+    ),
+]
+AllowMissingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-missing",
+        help="Warn, instead of failing, when an --include or --reset-lock pattern matches no "
+        "layer.",
+    ),
+]
+IndexOpt = Annotated[
+    bool,
+    typer.Option(
+        "--index/--no-index",
+        help="Query the package indexes (PyPI and those the stack names); --no-index uses only "
+        "--local-wheels and direct references.",
+    ),
+]
+LocalWheelsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--local-wheels",
+        metavar="DIR",
+        help="Also look for wheels in DIR (relative to the stack file). Repeatable.",
+    ),
+]
+ResetLockOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--reset-lock",
+        metavar="PATTERN",
+        help="Drop the lock of matching layers before locking them, so they are resolved "
+        "afresh even with --if-needed / --lock-if-needed. Repeatable; shell-style wildcards.",
+    ),
+]
+CleanOpt = Annotated[
+    bool,
+    typer.Option("--clean", help="Remove the selected layers' environments before building."),
+]
+TagOutputsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--tag-outputs",
+        help="Add the platform and archive build number to published names.",
+    ),
+]
+LockDependenciesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--lock-dependencies",
+        help="Also relock the layers below included layers (otherwise: only if needed).",
+    ),
+]
+BuildDependenciesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--build-dependencies",
+        help="Also rebuild the layers below included layers (otherwise: only if needed).",
+    ),
+]
+PublishDependenciesOpt = Annotated[
+    bool,
+    typer.Option("--publish-dependencies", help="Also publish the layers below included layers."),
+]
+IncludeDependenciesOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--include-dependencies/--no-include-dependencies",
+        show_default=False,
+        help="Set --lock-, --build- and --publish-dependencies together.",
+    ),
+]
+BuildDerivedOpt = Annotated[
+    bool,
+    typer.Option("--build-derived", help="Also build the layers built on included layers."),
+]
+PublishDerivedOpt = Annotated[
+    bool,
+    typer.Option("--publish-derived", help="Also publish the layers built on included layers."),
+]
+ForceOpt = Annotated[
+    bool,
+    typer.Option("--force", help="Write every archive again, even when an identical one is there."),
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Only list what would be written; write nothing."),
 ]

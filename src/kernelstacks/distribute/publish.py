@@ -55,8 +55,13 @@ def publish_stack(
     archive_type: str = "tar.xz",
     level: int | None = None,
     reporter: Reporter | None = None,
+    force: bool = False,
 ) -> OutputSummary:
-    """Archive every selected built layer (in parallel), then write the metadata."""
+    """Archive every selected built layer (in parallel), then write the metadata.
+
+    A layer whose identical archive is already there is kept, unless ``force`` (venvstacks'
+    ``publish --force``) asks for every archive to be written again.
+    """
     reporter = reporter or Reporter()
     try:
         fmt = archive_format(archive_type)
@@ -71,7 +76,7 @@ def publish_stack(
         ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as compressors,
         ThreadPoolExecutor(max_workers=max(1, jobs)) as layers,
     ):
-        how = _How(fmt, level, compressors, tag_outputs, reporter)
+        how = _How(fmt, level, compressors, tag_outputs, reporter, force)
         results = list(
             layers.map(
                 lambda item: _publish_one(stack, item, build_dir, output_dir, names, how), items
@@ -94,6 +99,7 @@ class _How:
     pool: Executor
     tag_outputs: bool
     reporter: Reporter
+    force: bool = False
 
 
 def archive_name(deploy_name: str, tag_outputs: bool, build: int, suffix: str = ".tar.xz") -> str:
@@ -127,6 +133,7 @@ def _publish_one(
     old_sha = previous.get("archive_hashes", {}).get("sha256")
     if (
         same_build
+        and not how.force
         and old_archive.is_file()
         and old_archive.name.endswith(suffix)
         and sha256_hex(old_archive) == old_sha
