@@ -78,11 +78,26 @@ def tidy_help(command: Any) -> Any:
         flag = getattr(param, "is_flag", False) or getattr(param, "count", False)
         if flag and param.metavar is None:
             param.metavar = ""
-        elif param.param_type_name == "argument" and param.metavar:
-            param.display_type_rich = lambda ctx: None  # SPEC says it all; no "<path>" after it
+        elif param.param_type_name == "argument":
+            _tidy_argument(param)
     for sub in getattr(command, "commands", {}).values():
         tidy_help(sub)
     return command
+
+
+def _tidy_argument(param: Any) -> None:
+    """``SPEC`` rather than ``{SPEC}`` in usage lines, and no ``<path>`` after a metavar."""
+    if param.metavar:
+        param.display_type_rich = lambda ctx: None
+
+    def usage_name() -> str:
+        name = str(param.metavar or param.name).upper()
+        if param.nargs != 1 and not name.endswith("..."):
+            name += "..."
+        return name if param.required else f"[{name}]"
+
+    if hasattr(param, "_usage_display_name"):  # typer's own (it adds braces)
+        param._usage_display_name = usage_name
 
 
 def cli_command() -> Any:

@@ -31,10 +31,10 @@ from kernelstacks.cli.options import (
     UserOpt,
 )
 from kernelstacks.cli.output import (
-    VERBOSITY,
     console,
     load_stack,
     make_reporter,
+    print_archive_sizes,
     print_summary,
     report_error,
     reporting,
@@ -152,20 +152,8 @@ def publish(
         )
     if not progress_json:
         print_summary("publish", summary.states, {})
-        _print_sizes(summary.records)
+        print_archive_sizes(summary.records)
         console().print(f"archives and metadata are in [bold]{out}[/]")
-
-
-def _print_sizes(records: list[dict]) -> None:
-    """One line per archive with its size in human units (-q: none)."""
-    from kernelstacks._support.units import human_bytes
-
-    if VERBOSITY[0] < 0:
-        return
-    for record in records:
-        size = record.get("archive_size")
-        if isinstance(size, int) and record.get("archive_name"):
-            console().print(f"  {record['archive_name']}  [dim]{human_bytes(size)}[/]")
 
 
 def export(

@@ -103,7 +103,9 @@ def list_(
     if json_output:
         print(json.dumps([k.as_dict() for k in kernels], indent=2))
     elif not kernels:
-        console().print("no kernels written by kernelstacks were found")
+        console().print(
+            f"no kernels written by kernelstacks were found; looked in {_where(prefix)}"
+        )
     else:
         _print_table(kernels)
     if check and broken:
@@ -126,6 +128,13 @@ def _print_table(kernels: list) -> None:
     if not out.is_terminal:
         out.width = 200
     out.print(table)
+
+
+def _where(prefixes: list[Path] | None) -> str:
+    """The kernel directories searched, for "none found" messages."""
+    from kernelstacks.jupyter.registry import search_dirs
+
+    return ", ".join(str(d) for d in search_dirs(prefixes))
 
 
 @kernels_app.command("remove")
@@ -177,7 +186,8 @@ def prune(
     from kernelstacks.jupyter.registry import check_health, find_kernels
 
     removed = 0
-    for kernel in find_kernels(prefix):
+    kernels = find_kernels(prefix)
+    for kernel in kernels:
         check_health(kernel)
         if any("missing" in p for p in kernel.problems):
             if not dry_run:
@@ -187,5 +197,8 @@ def prune(
             console().print(
                 f"[green]{verb}[/] {kernel.name} ({kernel.directory}): {'; '.join(kernel.problems)}"
             )
-    if not removed:
-        console().print("nothing to prune: every kernelstacks kernel still has its layers")
+    if not removed and not kernels:
+        console().print(f"nothing to prune: no kernelstacks kernels in {_where(prefix)}")
+    elif not removed:
+        count = f"{len(kernels)} kernelstacks kernel{'s' * (len(kernels) != 1)}"
+        console().print(f"nothing to prune: the {count} found still have their layers")

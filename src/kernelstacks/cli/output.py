@@ -83,6 +83,20 @@ def print_summary(action: str, states: dict[str, str], errors: dict[str, str]) -
     console(stderr=bool(errors)).print(f"[{colour}]{action}:[/] {text or 'nothing to do'}")
 
 
+def print_archive_sizes(records: list[dict[str, Any]]) -> None:
+    """One line per published archive with its size in human units (none with ``-q``)."""
+    from rich.markup import escape
+
+    from kernelstacks._support.units import human_bytes
+
+    if VERBOSITY[0] < 0:
+        return
+    for record in records:
+        size, name = record.get("archive_size"), record.get("archive_name")
+        if isinstance(size, int) and name:
+            console().print(f"  {escape(str(name))}  [dim]{human_bytes(size)}[/]")
+
+
 def make_reporter(as_json: bool) -> Reporter:
     """JSON lines for programs, a live display in a terminal, plain lines in logs.
 

@@ -43,6 +43,7 @@ from kernelstacks.cli.output import (
     apply_index_options,
     console,
     load_stack,
+    print_archive_sizes,
     print_summary,
     report_error,
     reporting,
@@ -282,6 +283,7 @@ def publish_built(
     reporter.close()
     if not isinstance(reporter, JsonReporter):
         print_summary("publish", summary.states, {})
+        print_archive_sizes(summary.records)
         console().print(f"archives and metadata are in [bold]{output_dir}[/]")
 
 

@@ -1,0 +1,109 @@
+"""``--help`` everywhere reads like a well-kept CLI: metavars, choices, help for every option.
+
+The test walks the real command tree (every command and subcommand, hidden ones skipped) and
+renders each ``--help`` through the console-script entry point, as a user sees it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from kernelstacks.cli.app import cli_command
+
+#: What typer prints when an option has no metavar: a Python type, a range, a bare list type.
+RAW_TYPES = re.compile(
+    r"<(bool|int|str|float|path|text|integer|list\[[^\]]*\]|[a-z]+ range)>|\[x[<>]=|\{[a-z_]+\}"
+)
+
+
+def walk(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every visible command with its words, the root first."""
+    found = [(path, command)]
+    for name, sub in getattr(command, "commands", {}).items():
+        if not getattr(sub, "hidden", False):
+            found += walk(sub, (*path, name))
+    return found
+
+
+COMMANDS = walk(cli_command())
+
+
+def render_help(words: tuple[str, ...]) -> str:
+    env = dict(os.environ, COLUMNS="200", TERM="dumb")
+    proc = subprocess.run(
+        [sys.executable, "-m", "kernelstacks", *words, "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_the_tree_is_complete() -> None:
+    names = {" ".join(words) for words, _ in COMMANDS}
+    for expected in ("show", "lock", "build", "publish", "local-export", "deploy", "kernels prune"):
+        assert expected in names
+    assert "export" not in names  # the hidden alias of local-export
+
+
+@pytest.mark.parametrize("words", [w for w, _ in COMMANDS], ids=lambda w: " ".join(w) or "root")
+def test_help_has_no_raw_types(words: tuple[str, ...]) -> None:
+    text = render_help(words)
+    assert "Usage: kernelstacks" in text
+    raw = RAW_TYPES.findall(text)
+    assert not raw, f"raw type names in 'kernelstacks {' '.join(words)} --help': {raw}\n{text}"
+
+
+@pytest.mark.parametrize(
+    "words,command", COMMANDS, ids=[" ".join(w) or "root" for w, _ in COMMANDS]
+)
+def test_every_option_and_argument_has_help(words: tuple[str, ...], command: Any) -> None:
+    assert (command.help or "").strip(), f"'{' '.join(words)}' has no description"
+    missing = [
+        param.name
+        for param in command.params
+        if not getattr(param, "hidden", False) and not (getattr(param, "help", "") or "").strip()
+    ]
+    assert not missing, f"'kernelstacks {' '.join(words)}': no help text for {missing}"
+
+
+def test_metavars_and_choices_are_shown() -> None:
+    lock = render_help(("lock",))
+    assert "auto|managed|local" in lock  # --runtime-source lists its choices
+    for metavar in ("SPEC", "PATTERN", "DIR", "N", "IMPL=PATH"):
+        assert re.search(rf"\b{re.escape(metavar)}\b", lock), metavar
+    assert "Usage: kernelstacks lock [OPTIONS] SPEC" in lock
+    assert "Usage: kernelstacks run [OPTIONS] SPEC APP" in render_help(("run",))
+    root = render_help(())
+    assert "local-export" in root
+    assert "-V" in root and "--verbose" in root and "--quiet" in root
+
+
+def test_kernel_scope_options_explain_themselves() -> None:
+    deploy = render_help(("deploy",))
+    for line in ("--user", "--sys-prefix", "--prefix"):
+        row = next(r for r in deploy.splitlines() if line + " " in r)
+        assert len(row.split(line, 1)[1].strip(" │")) > 10, row
+    install = render_help(("kernels", "install"))
+    assert re.search(r"--build-dir\s+DIR\s+\S", install)
+    for words in (("kernels", "remove"), ("kernels", "prune")):
+        assert re.search(r"--prefix\s+DIR\s+\S", render_help(words))
+
+
+def test_jobs_must_be_positive() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "kernelstacks", "lock", "x.toml", "--jobs", "0"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, COLUMNS="200"),
+    )
+    assert proc.returncode == 2
+    assert "0 is not a positive number" in proc.stderr
