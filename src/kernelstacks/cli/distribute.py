@@ -162,7 +162,8 @@ def export(
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Accepted for venvstacks: every export rewrites its layers anyway."
+            "--force/--no-force",
+            help="Accepted for venvstacks: every export rewrites its layers anyway.",
         ),
     ] = False,
     dry_run: DryRunOpt = False,

@@ -92,19 +92,21 @@ PrefixesOpt = Annotated[
 ShowOpt = Annotated[
     bool,
     typer.Option(
-        "--show", help="Show the stack and the operations selected for each layer, then run."
+        "--show/--no-show",
+        help="Show the stack and the operations selected for each layer, then run.",
     ),
 ]
 ShowOnlyOpt = Annotated[
     bool,
     typer.Option(
-        "--show-only", help="Only show the stack and the selected operations; change nothing."
+        "--show-only/--no-show-only",
+        help="Only show the stack and the selected operations; change nothing.",
     ),
 ]
 StatusJsonOpt = Annotated[
     bool,
     typer.Option(
-        "--json",
+        "--json/--no-json",
         help="Print the stack status as venvstacks' JSON document instead of running (with "
         "--show: print it, then run). kernelstacks' own facts are under its 'kernelstacks' key.",
     ),
@@ -120,7 +122,7 @@ ProgressJsonOpt = Annotated[
 AllowMissingOpt = Annotated[
     bool,
     typer.Option(
-        "--allow-missing",
+        "--allow-missing/--no-allow-missing",
         help="Warn, instead of failing, when an --include or --reset-lock pattern matches no "
         "layer.",
     ),
@@ -152,32 +154,37 @@ ResetLockOpt = Annotated[
 ]
 CleanOpt = Annotated[
     bool,
-    typer.Option("--clean", help="Remove the selected layers' environments before building."),
+    typer.Option(
+        "--clean/--no-clean", help="Remove the selected layers' environments before building."
+    ),
 ]
 TagOutputsOpt = Annotated[
     bool,
     typer.Option(
-        "--tag-outputs",
+        "--tag-outputs/--no-tag-outputs",
         help="Add the platform and archive build number to published names.",
     ),
 ]
 LockDependenciesOpt = Annotated[
     bool,
     typer.Option(
-        "--lock-dependencies",
+        "--lock-dependencies/--no-lock-dependencies",
         help="Also relock the layers below included layers (otherwise: only if needed).",
     ),
 ]
 BuildDependenciesOpt = Annotated[
     bool,
     typer.Option(
-        "--build-dependencies",
+        "--build-dependencies/--no-build-dependencies",
         help="Also rebuild the layers below included layers (otherwise: only if needed).",
     ),
 ]
 PublishDependenciesOpt = Annotated[
     bool,
-    typer.Option("--publish-dependencies", help="Also publish the layers below included layers."),
+    typer.Option(
+        "--publish-dependencies/--no-publish-dependencies",
+        help="Also publish the layers below included layers.",
+    ),
 ]
 IncludeDependenciesOpt = Annotated[
     bool | None,
@@ -189,17 +196,24 @@ IncludeDependenciesOpt = Annotated[
 ]
 BuildDerivedOpt = Annotated[
     bool,
-    typer.Option("--build-derived", help="Also build the layers built on included layers."),
+    typer.Option(
+        "--build-derived/--no-build-derived", help="Also build the layers built on included layers."
+    ),
 ]
 PublishDerivedOpt = Annotated[
     bool,
-    typer.Option("--publish-derived", help="Also publish the layers built on included layers."),
+    typer.Option(
+        "--publish-derived/--no-publish-derived",
+        help="Also publish the layers built on included layers.",
+    ),
 ]
 ForceOpt = Annotated[
     bool,
-    typer.Option("--force", help="Write every archive again, even when an identical one is there."),
+    typer.Option(
+        "--force/--no-force", help="Write every archive again, even when an identical one is there."
+    ),
 ]
 DryRunOpt = Annotated[
     bool,
-    typer.Option("--dry-run", help="Only list what would be written; write nothing."),
+    typer.Option("--dry-run/--no-dry-run", help="Only list what would be written; write nothing."),
 ]

@@ -105,7 +105,9 @@ def lock(
     include: IncludeOpt = None,
     if_needed: Annotated[
         bool,
-        typer.Option("--if-needed", help="Relock only layers whose lock is missing or stale."),
+        typer.Option(
+            "--if-needed/--no-if-needed", help="Relock only layers whose lock is missing or stale."
+        ),
     ] = False,
     reset_lock: ResetLockOpt = None,
     allow_missing: AllowMissingOpt = False,
@@ -162,11 +164,13 @@ def build(
     lock_if_needed: Annotated[
         bool,
         typer.Option(
-            "--lock-if-needed", help="First lock the layers whose locks are missing/stale."
+            "--lock-if-needed/--no-lock-if-needed",
+            help="First lock the layers whose locks are missing/stale.",
         ),
     ] = False,
     lock_alias: Annotated[
-        bool, typer.Option("--lock", hidden=True, help="Deprecated alias of --lock-if-needed.")
+        bool,
+        typer.Option("--lock/--no-lock", hidden=True, help="Deprecated alias of --lock-if-needed."),
     ] = False,
     reset_lock: ResetLockOpt = None,
     do_build: Annotated[
@@ -176,7 +180,8 @@ def build(
         ),
     ] = True,
     publish: Annotated[
-        bool, typer.Option("--publish", help="Then publish archives of the built layers.")
+        bool,
+        typer.Option("--publish/--no-publish", help="Then publish archives of the built layers."),
     ] = False,
     clean: CleanOpt = False,
     allow_missing: AllowMissingOpt = False,

@@ -1,0 +1,258 @@
+"""kernelstacks answers venvstacks 0.8's command line: same commands, options and documents.
+
+* Every command and option of venvstacks (read from the real 0.8.0b2 CLI) exists here.
+* ``--json`` of ``show``, ``lock``, ``build``, ``publish`` and ``local-export`` prints the same
+  status document as venvstacks on the same stack and command line: the golden files in
+  ``tests/golden/`` hold venvstacks' own output (``python tests/test_cli_parity.py PEER`` writes
+  them again), our documents must equal them apart from our added ``kernelstacks`` key, and a
+  test checks the golden files against the live peer.
+* A shell script written for venvstacks runs unchanged with kernelstacks in its place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import local_python
+from kernelstacks.cli.app import cli_command
+from venvstacks_peer import make_peer, peer_env, peer_python
+
+GOLDEN = Path(__file__).parent / "golden"
+
+STACK = """
+[[runtimes]]
+name = "cpython-3.11"
+python_implementation = "cpython@3.11.13"
+requirements = []
+
+[[frameworks]]
+name = "scipy"
+runtime = "cpython-3.11"
+versioned = true
+requirements = ["attrs"]
+
+[[frameworks]]
+name = "extra"
+frameworks = ["scipy"]
+requirements = []
+
+[[applications]]
+name = "demo"
+launch_module = "demo.py"
+frameworks = ["extra"]
+versioned = true
+requirements = []
+
+[[applications]]
+name = "winonly"
+launch_module = "demo.py"
+runtime = "cpython-3.11"
+platforms = ["win_amd64"]
+requirements = []
+"""
+
+#: Command lines (after the tool's name; ``SPEC`` is the stack file) and their golden file.
+CASES = {
+    "show": ["show", "--json", "SPEC"],
+    "show-include": ["show", "--json", "--include", "framework-extra", "SPEC"],
+    "lock": ["lock", "--json", "SPEC"],
+    "lock-include": ["lock", "--json", "--include", "framework-extra", "SPEC"],
+    "lock-reset": ["lock", "--json", "--if-needed", "--reset-lock", "framework-*", "SPEC"],
+    "lock-deps": [
+        "lock", "--json", "--include", "app-demo", "--lock-dependencies",
+        "--reset-lock", "cpython-3.11", "SPEC",
+    ],
+    "build": ["build", "--json", "SPEC"],
+    "build-derived": [
+        "build", "--json", "--include", "framework-scipy", "--lock-if-needed", "--build-derived",
+        "SPEC",
+    ],
+    "build-deps": [
+        "build", "--json", "--include", "app-*", "--include-dependencies", "--publish", "SPEC",
+    ],
+    "publish": ["publish", "--json", "--include", "framework-scipy", "--publish-derived", "SPEC"],
+    "local-export": ["local-export", "--json", "SPEC"],
+    "allow-missing": ["show", "--json", "--include", "nothing", "--allow-missing", "SPEC"],
+}  # fmt: skip
+
+
+def write_stack(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "demo.py").write_text("print('demo')\n")
+    spec = folder / "venvstacks.toml"
+    spec.write_text(textwrap.dedent(STACK))
+    return spec
+
+
+def run_case(tool: list[str], case: str, spec: Path, env: dict[str, str] | None = None) -> Any:
+    """Run one command line; its stdout must be one JSON document (spec_name normalised)."""
+    args = [str(spec) if arg == "SPEC" else arg for arg in CASES[case]]
+    proc = subprocess.run([*tool, *args], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, f"{tool} {args}:\n{proc.stdout}\n{proc.stderr}"
+    document = json.loads(proc.stdout)
+    assert document["spec_name"] == str(spec.absolute())
+    document["spec_name"] = "SPEC"
+    return document
+
+
+def ours() -> list[str]:
+    return [sys.executable, "-m", "kernelstacks"]
+
+
+def golden(case: str) -> Any:
+    return json.loads((GOLDEN / f"status-{case}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_stack(tmp_path_factory.mktemp("parity") / "stack")
+
+
+@pytest.fixture(scope="module")
+def peer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    python = local_python("3.11")
+    if python is None:
+        pytest.skip("no CPython 3.11 on this machine")
+    return make_peer(tmp_path_factory.mktemp("peer"), python)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_status_document_is_venvstacks(stack: Path, case: str) -> None:
+    document = run_case(ours(), case, stack)
+    extra = document.pop("kernelstacks")
+    assert document == golden(case)
+    shown = {layer["build_name"] for layer in extra["layers"]}
+    kinds = ("runtimes", "frameworks", "applications")
+    listed = {entry["name"] for kind in kinds for entry in document[kind]}
+    assert shown == listed  # our records cover the same layers
+
+
+def test_json_only_shows(stack: Path) -> None:
+    """``lock --json`` prints the document and locks nothing (venvstacks: json implies
+    show-only unless --show)."""
+    run_case(ours(), "lock", stack)
+    assert not (stack.parent / "requirements").exists()
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden_files_are_the_peers_output(peer: Path, stack: Path, case: str) -> None:
+    assert run_case([str(peer / "bin" / "venvstacks")], case, stack, peer_env()) == golden(case)
+
+
+INTROSPECT = """
+import json, typer.main, venvstacks.cli as cli
+root = typer.main.get_command(cli._cli)
+def options(command):
+    return sorted(o for p in command.params for o in (*p.opts, *p.secondary_opts) if o[0] == "-")
+found = {name: options(sub) for name, sub in root.commands.items()}
+found[""] = options(root)
+print(json.dumps(found))
+"""
+
+
+def our_options() -> dict[str, set[str]]:
+    root = cli_command()
+    found = {
+        name: {o for p in sub.params for o in (*p.opts, *p.secondary_opts) if o[0] == "-"}
+        for name, sub in root.commands.items()
+    }
+    found[""] = {o for p in root.params for o in (*p.opts, *p.secondary_opts) if o[0] == "-"}
+    return found
+
+
+@pytest.mark.network
+def test_every_venvstacks_command_and_option_exists(peer: Path) -> None:
+    theirs = peer_python(peer, INTROSPECT)
+    assert isinstance(theirs, dict)
+    mine = our_options()
+    missing = {
+        command: sorted(set(options) - mine.get(command, set()))
+        for command, options in theirs.items()
+        if set(options) - mine.get(command, set())
+    }
+    assert not missing, f"venvstacks options kernelstacks lacks: {missing}"
+    assert set(theirs) <= set(mine)
+
+
+SCRIPT = """\
+#!/bin/sh
+# A CI job written for venvstacks: status for a dashboard, a fresh lock, build + publish.
+set -eu
+venvstacks --version
+venvstacks show --json venvstacks.toml > status.json
+venvstacks lock --reset-lock '*' venvstacks.toml
+venvstacks lock --if-needed --show venvstacks.toml
+venvstacks build --lock-if-needed --publish --tag-outputs venvstacks.toml
+venvstacks publish --dry-run --tag-outputs venvstacks.toml > dry-run.txt
+venvstacks -q publish --tag-outputs --include 'app-*' venvstacks.toml
+"""
+
+SMALL = """
+[[runtimes]]
+name = "cpython-3.11"
+python_implementation = "cpython@3.11"
+requirements = []
+
+[[applications]]
+name = "hello"
+launch_module = "hello.py"
+runtime = "cpython-3.11"
+requirements = []
+"""
+
+
+@pytest.mark.slow
+def test_a_venvstacks_script_runs_unchanged(tmp_path: Path) -> None:
+    if local_python("3.11") is None:
+        pytest.skip("no CPython 3.11 on this machine")
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / "venvstacks.toml").write_text(textwrap.dedent(SMALL))
+    (folder / "hello.py").write_text("print('hello from the app')\n")
+    (folder / "ci.sh").write_text(SCRIPT)
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    tool = shutil.which("kernelstacks", path=str(Path(sys.executable).parent))
+    assert tool is not None
+    (shim / "venvstacks").symlink_to(tool)  # the swap: kernelstacks installed as "venvstacks"
+    env = dict(os.environ, PATH=f"{shim}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(
+        ["sh", "ci.sh"], cwd=folder, capture_output=True, text=True, env=env, timeout=900
+    )
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    status = json.loads((folder / "status.json").read_text())
+    assert {e["name"] for e in status["applications"]} == {"app-hello"}
+    assert status["runtimes"][0]["has_valid_lock"] is False  # shown before the first lock
+    assert "(lock-if-needed)" in proc.stdout  # lock --show: venvstacks' status tree
+    archives = sorted(p.name for p in (folder / "_artifacts").glob("*.tar.xz"))
+    assert archives == ["app-hello-linux_x86_64-1.tar.xz", "cpython-3.11-linux_x86_64-1.tar.xz"]
+    assert "app-hello" in (folder / "dry-run.txt").read_text()
+    app = folder / "_build" / "app-hello" / "bin" / "python"
+    run = subprocess.run([app, "-m", "hello"], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "hello from the app"
+
+
+def write_golden(peer_tool: str) -> None:
+    """Regenerate the golden files from a venvstacks 0.8.0b2 executable."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = write_stack(Path(tmp) / "stack")
+        for case in CASES:
+            document = run_case([peer_tool], case, spec)
+            text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+            (GOLDEN / f"status-{case}.json").write_text(text)
+
+
+if __name__ == "__main__":
+    write_golden(sys.argv[1])
