@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,3 +108,18 @@ def test_jobs_must_be_positive() -> None:
     )
     assert proc.returncode == 2
     assert "0 is not a positive number" in proc.stderr
+
+
+def test_engine_commands_are_documented() -> None:
+    """Every option of show, lock and build appears in docs/engine.md's synopsis."""
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    text = (docs / "engine.md").read_text(encoding="utf-8")
+    text += (docs / "coming-from-venvstacks.md").read_text(encoding="utf-8")
+    root = cli_command()
+    for name in ("show", "lock", "build"):
+        for param in root.commands[name].params:
+            if getattr(param, "hidden", False) or param.param_type_name != "option":
+                continue
+            assert any(re.search(re.escape(o) + r"(?![\w-])", text) for o in param.opts), (
+                f"{name} {param.opts} is not in docs/engine.md"
+            )
