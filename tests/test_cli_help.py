@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,73 @@ def test_engine_commands_are_documented() -> None:
             assert any(re.search(re.escape(o) + r"(?![\w-])", text) for o in param.opts), (
                 f"{name} {param.opts} is not in docs/engine.md"
             )
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI through a pipe (stdout is not a terminal), as a script or ``| less`` sees it."""
+    return subprocess.run(
+        [sys.executable, "-m", "kernelstacks", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_piped_show_is_never_cut(tmp_path: Path) -> None:
+    long = "x" * 200
+    (tmp_path / "m.py").write_text("")
+    spec = tmp_path / "venvstacks.toml"
+    spec.write_text(
+        textwrap.dedent(
+            f"""
+            [[runtimes]]
+            name = "cpython-3.11"
+            python_implementation = "cpython@3.11"
+            requirements = []
+
+            [[frameworks]]
+            name = "{long}"
+            runtime = "cpython-3.11"
+            requirements = []
+
+            [[frameworks]]
+            name = "deeper"
+            frameworks = ["{long}"]
+            requirements = []
+
+            [[applications]]
+            name = "a{long}"
+            launch_module = "m.py"
+            frameworks = ["deeper"]
+            requirements = []
+            """
+        )
+    )
+    whole_fw = re.compile(rf"framework-{long}(?!x)")
+    for args in (("show", str(spec)), ("lock", str(spec), "--show-only")):
+        proc = run(*args)
+        assert proc.returncode == 0, proc.stderr
+        assert re.search(rf"app-a{long}(?!x)", proc.stdout), proc.stdout
+        assert whole_fw.search(proc.stdout)
+        assert all(len(line) < 400 for line in proc.stdout.splitlines())  # no padding
+    shown = run("show", str(spec)).stdout
+    assert len(whole_fw.findall(shown)) == 3  # itself, below deeper, below the app
+
+
+def test_missing_spec_file_says_so(tmp_path: Path) -> None:
+    proc = run("show", "nope.toml", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "error: nope.toml: stack file not found"
+
+
+def test_empty_kernel_listings_say_where_they_looked(tmp_path: Path) -> None:
+    prefix = tmp_path / "prefix"
+    listed = run("kernels", "list", "--prefix", str(prefix))
+    assert listed.returncode == 0
+    assert "no kernels written by kernelstacks were found" in listed.stdout
+    assert str(prefix / "share" / "jupyter" / "kernels") in listed.stdout
+    pruned = run("kernels", "prune", "--prefix", str(prefix))
+    assert "no kernelstacks kernels in" in pruned.stdout
+    assert "still has its layers" not in pruned.stdout
+    assert str(prefix / "share" / "jupyter" / "kernels") in pruned.stdout

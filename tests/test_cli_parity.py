@@ -256,3 +256,41 @@ def write_golden(peer_tool: str) -> None:
 
 if __name__ == "__main__":
     write_golden(sys.argv[1])
+
+
+def test_no_index_and_local_wheels(tmp_path: Path) -> None:
+    """``--no-index --local-wheels DIR`` locks from a folder only (DIR relative to the stack)."""
+    from index_server import build_wheel
+
+    if local_python("3.11") is None:
+        pytest.skip("no CPython 3.11 on this machine")
+    folder = tmp_path / "stack"
+    (folder / "wheels").mkdir(parents=True)
+    build_wheel(folder / "wheels", "kst-local-only", "1.0", tag="local")
+    (folder / "hello.py").write_text("")
+    spec = folder / "venvstacks.toml"
+    spec.write_text(
+        textwrap.dedent(SMALL).replace("requirements = []", 'requirements = ["kst-local-only"]', 1)
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def lock(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*ours(), "lock", str(spec), "--include", "cpython-3.11", *options],
+            cwd=elsewhere,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    failed = lock("--no-index")
+    assert failed.returncode == 1
+    assert "kst-local-only" in failed.stderr and "Traceback" not in failed.stderr
+    assert failed.stderr.count("Cannot lock layer") == 1  # the error is said once
+    done = lock("--no-index", "--local-wheels", "wheels")
+    assert done.returncode == 0, done.stderr
+    lock_text = next((folder / "requirements" / "cpython-3.11").glob("pylock.*.toml")).read_text()
+    assert 'name = "kst-local-only"' in lock_text
+    missing = lock("--local-wheels", "no-such-dir")
+    assert missing.returncode == 1 and "no-such-dir: no such directory" in missing.stderr

@@ -76,7 +76,7 @@ def print_summary(action: str, states: dict[str, str], errors: dict[str, str]) -
         counts[state] = counts.get(state, 0) + 1
     text = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     if errors:
-        text += f" (failed: {escape(', '.join(errors))})"
+        text += f" (failed layers: {escape(', '.join(errors))})"
     elif VERBOSITY[0] < 0:
         return
     colour = "red" if errors else "green"
