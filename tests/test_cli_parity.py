@@ -241,6 +241,31 @@ def test_a_venvstacks_script_runs_unchanged(tmp_path: Path) -> None:
     run = subprocess.run([app, "-m", "hello"], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "hello from the app"
 
+    def states(*args: str) -> dict[str, str]:
+        proc = subprocess.run(
+            [*ours(), *args, "--progress-json", str(folder / "venvstacks.toml")],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert proc.returncode == 0, proc.stderr
+        events = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+        return {e["layer"]: e["status"] for e in events if e.get("event") == "layer_finished"}
+
+    publish = ["publish", "--tag-outputs", "--include", "app-*"]
+    assert states(*publish) == {"app-hello": "unchanged"}
+    assert states(*publish, "--force") == {"app-hello": "archived"}  # written again
+    assert states("build", "--include", "app-*") == {"cpython-3.11": "unchanged"} | {
+        "app-hello": "unchanged"
+    }
+    assert states("build", "--include", "app-*", "--clean")["app-hello"] == "built"
+    assert states("build", "--no-build", "--lock-if-needed") == {
+        "cpython-3.11": "valid",
+        "app-hello": "valid",
+    }
+    relocked = states("lock", "--if-needed", "--reset-lock", "app-*")
+    assert relocked == {"cpython-3.11": "valid", "app-hello": "locked"}
+
 
 def write_golden(peer_tool: str) -> None:
     """Regenerate the golden files from a venvstacks 0.8.0b2 executable."""

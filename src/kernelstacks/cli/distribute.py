@@ -68,16 +68,26 @@ def _output_plan(
     related: tuple[bool, bool, bool],
     shows: tuple[bool, bool, bool],
     progress_json: bool,
-) -> tuple[StackSpec, list[str] | None] | None:
-    """Load, select the layers to write (venvstacks' rules) and handle --show/--json."""
+) -> tuple[StackSpec, list[str] | None, set[str]] | None:
+    """Load, select the layers to write (venvstacks' rules) and handle --show/--json.
+
+    Returns the stack, the ``--include`` patterns for the engine and the build names that
+    venvstacks' rules publish (the included layers, plus dependencies or derived layers on
+    request).
+    """
     stack = load_stack(spec, shows[2] or progress_json)
     allow_missing, deps, derived = related
     selection = Selection(publish=True, publish_dependencies=deps, publish_derived=derived)
     planned = plan_or_stop(stack, include, selection, allow_missing, shows, progress_json)
-    return None if planned is None else (stack, planned[1])
+    if planned is None:
+        return None
+    plan, patterns = planned
+    return stack, patterns, {name for name, ops in plan.ops.items() if ops.publish}
 
 
-def _dry_run(stack: StackSpec, include: list[str] | None, out: Path, what: str) -> None:
+def _dry_run(
+    stack: StackSpec, include: list[str] | None, out: Path, what: str, only: set[str] | None
+) -> None:
     """``--dry-run``: the layers that would be written and where; nothing is written."""
     from kernelstacks.distribute.layout import deploy_names, select_layers
 
@@ -85,6 +95,7 @@ def _dry_run(stack: StackSpec, include: list[str] | None, out: Path, what: str) 
     rows = [
         {"layer": layer.build_name, "install_target": names[layer.build_name]}
         for layer in select_layers(stack, include)
+        if only is None or layer.build_name in only
     ]
     wide_console().print(json.dumps({"output_dir": str(out), what: rows}, indent=2))
     console(stderr=True).print(f"{what} skipped (--dry-run): nothing was written to {out}")
@@ -132,10 +143,10 @@ def publish(
     planned = _output_plan(spec, include, related, (show, show_only, json_output), progress_json)
     if planned is None:
         return
-    stack, patterns = planned
+    stack, patterns, only = planned
     out = resolve_dir(stack, output_dir, "_artifacts")
     if dry_run:
-        _dry_run(stack, patterns, out, "archives")
+        _dry_run(stack, patterns, out, "archives", only)
         return
     with reporting(progress_json) as reporter:
         summary = publish_stack(
@@ -149,6 +160,7 @@ def publish(
             level=level,
             reporter=reporter,
             force=force,
+            only=only,
         )
     if not progress_json:
         print_summary("publish", summary.states, {})
@@ -185,10 +197,10 @@ def export(
     planned = _output_plan(spec, include, related, (show, show_only, json_output), progress_json)
     if planned is None:
         return
-    stack, patterns = planned
+    stack, patterns, _ = planned
     out = resolve_dir(stack, output_dir, "_export")
     if dry_run:
-        _dry_run(stack, patterns, out, "environments")
+        _dry_run(stack, patterns, out, "environments", None)
         return
     with reporting(progress_json) as reporter:
         summary = export_stack(

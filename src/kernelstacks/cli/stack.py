@@ -250,7 +250,10 @@ def build(
         ok = run_build(stack, patterns, run, reporter, progress_json)
         if ok and publish:
             out = resolve_dir(stack, output_dir, "_artifacts")
-            publish_built(stack, patterns, target, out, (tag_outputs, clean), jobs, reporter)
+            only = {name for name, ops in plan.ops.items() if ops.publish}
+            publish_built(
+                stack, (patterns, only), target, out, (tag_outputs, clean), jobs, reporter
+            )
         elif ok and not progress_json and VERBOSITY[0] >= 0:
             console().print("[dim]no archives written (add --publish to write them)[/]")
         if ok and (kernels or kernels_prefix):
@@ -270,7 +273,7 @@ def _clean(build_dir: Path, plan: Plan) -> None:
 
 def publish_built(
     stack: StackSpec,
-    include: list[str] | None,
+    selection: tuple[list[str] | None, set[str]],
     build_dir: Path,
     output_dir: Path,
     tag_and_force: tuple[bool, bool],
@@ -281,9 +284,10 @@ def publish_built(
     from kernelstacks.distribute.publish import publish_stack
 
     tag_outputs, force = tag_and_force
+    include, only = selection
     summary = publish_stack(
         stack, include, build_dir, output_dir, tag_outputs=tag_outputs, jobs=jobs,
-        reporter=reporter, force=force,
+        reporter=reporter, force=force, only=only,
     )  # fmt: skip
     reporter.close()
     if not isinstance(reporter, JsonReporter):

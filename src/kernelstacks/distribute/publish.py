@@ -56,11 +56,13 @@ def publish_stack(
     level: int | None = None,
     reporter: Reporter | None = None,
     force: bool = False,
+    only: set[str] | None = None,
 ) -> OutputSummary:
     """Archive every selected built layer (in parallel), then write the metadata.
 
     A layer whose identical archive is already there is kept, unless ``force`` (venvstacks'
-    ``publish --force``) asks for every archive to be written again.
+    ``publish --force``) asks for every archive to be written again. ``only`` (build names)
+    narrows the selection to the layers venvstacks' rules pick for publishing.
     """
     reporter = reporter or Reporter()
     try:
@@ -71,6 +73,7 @@ def publish_stack(
         first, last = fmt.levels.start, fmt.levels.stop - 1
         raise KernelstacksError(f"publish --level {level}: {fmt.name} levels are {first}-{last}")
     items, names, summary = prepare(stack, include, build_dir, output_dir)
+    items = [i for i in items if only is None or i.layer.build_name in only]
     reporter.start("publish", [i.layer.build_name for i in items])
     with (
         ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as compressors,
