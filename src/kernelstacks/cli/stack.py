@@ -76,14 +76,17 @@ def parse_python_overrides(values: list[str] | None) -> dict[str, Path]:
     return overrides
 
 
-def _reset_locks(stack: StackSpec, plan: Plan) -> None:
+def _reset_locks(stack: StackSpec, plan: Plan, if_needed: bool) -> None:
     """``--reset-lock``: drop the lock of each layer the plan relocks with a reset.
 
     As in venvstacks, the lock file goes before the layer is locked again, so that even an
-    if-needed lock resolves it afresh.
+    if-needed lock resolves it afresh. A full lock resolves every layer afresh anyway, so then
+    the working lock is kept until the new one replaces it.
     """
     from kernelstacks.lock.metadata import lock_path
 
+    if not if_needed:
+        return
     for name, ops in plan.ops.items():
         if ops.reset_lock and ops.lock is not False:
             lock_path(stack, stack.layers[name]).unlink(missing_ok=True)
@@ -143,7 +146,7 @@ def lock(
     _related_note({"--lock-dependencies": lock_dependencies})
     with reporting(progress_json) as reporter:
         apply_index_options(stack, index, local_wheels)
-        _reset_locks(stack, plan)
+        _reset_locks(stack, plan, if_needed)
         options = LockOptions(
             runtime_source,
             parse_python_overrides(python),
@@ -243,7 +246,8 @@ def build(
     target = resolve_dir(stack, build_dir, DEFAULT_BUILD_DIR)
     with reporting(progress_json) as reporter:
         apply_index_options(stack, index, local_wheels)
-        _reset_locks(stack, plan)
+        if lock_if_needed:
+            _reset_locks(stack, plan, True)
         if clean and do_build:
             _clean(target, plan)
         run = BuildRun(lock_if_needed, target, jobs, runtime_source, python, do_build)
