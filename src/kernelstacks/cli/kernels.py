@@ -19,7 +19,8 @@ from kernelstacks.cli.options import (
     SysPrefixOpt,
     UserOpt,
 )
-from kernelstacks.cli.output import console, load_stack, report_error, scope_of
+from kernelstacks.cli.output import console, load_stack, report_error, resolve_dir, scope_of
+from kernelstacks_kernel.contract import DEFAULT_BUILD_DIR
 
 kernels_app = typer.Typer(
     help="Register application layers as Jupyter kernels, list, remove and prune them.",
@@ -73,7 +74,8 @@ def install(
     stack = load_stack(spec, json_output)
     try:
         scope, where = scope_of(user, sys_prefix, prefix)
-        done = install_kernels(stack, include, build_dir, Target(scope, where), force, provisioner)
+        layers = resolve_dir(stack, build_dir, DEFAULT_BUILD_DIR)  # relative to the stack file
+        done = install_kernels(stack, include, layers, Target(scope, where), force, provisioner)
     except KernelstacksError as exc:
         report_error(exc, json_output)
         raise typer.Exit(1) from None

@@ -27,7 +27,7 @@ BuildDirOpt = Annotated[
     typer.Option(
         "--build-dir",
         metavar="DIR",
-        help="Where layers are built (default: _build beside the spec).",
+        help="Where layers are built (default: _build); relative to the stack file's folder.",
     ),
 ]
 
@@ -70,7 +70,14 @@ PythonOpt = Annotated[
     ),
 ]
 OutputOpt = Annotated[
-    Path | None, typer.Option("--output-dir", "-o", metavar="DIR", help="Output directory.")
+    Path | None,
+    typer.Option(
+        "--output-dir",
+        "-o",
+        metavar="DIR",
+        help="Where archives/exports go (default: _artifacts or _export); relative to the stack "
+        "file's folder.",
+    ),
 ]
 UserOpt = Annotated[bool, typer.Option("--user", help="Per-user Jupyter kernels dir (default).")]
 SysPrefixOpt = Annotated[
