@@ -236,7 +236,14 @@ def test_a_venvstacks_script_runs_unchanged(tmp_path: Path) -> None:
     assert "(lock-if-needed)" in proc.stdout  # lock --show: venvstacks' status tree
     archives = sorted(p.name for p in (folder / "_artifacts").glob("*.tar.xz"))
     assert archives == ["app-hello-linux_x86_64-1.tar.xz", "cpython-3.11-linux_x86_64-1.tar.xz"]
-    assert "app-hello" in (folder / "dry-run.txt").read_text()
+    dry_run = (folder / "dry-run.txt").read_text().splitlines()
+    assert dry_run[0] == "Archive creation skipped, reporting publishing request details:"
+    request = json.loads("\n".join(dry_run[1:-2]))["layers"]  # venvstacks' request document
+    app_request = request["applications"][0]
+    assert app_request["archive_name"] == "app-hello-linux_x86_64-1.tar.xz"  # unchanged: same N
+    assert app_request["layer_name"] == "app-hello" and app_request["archive_build"] == 1
+    assert app_request["target_platform"] == "linux_x86_64"
+    assert request["runtimes"][0]["install_target"] == "cpython-3.11"
     app = folder / "_build" / "app-hello" / "bin" / "python"
     run = subprocess.run([app, "-m", "hello"], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "hello from the app"

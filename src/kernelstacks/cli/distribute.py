@@ -42,7 +42,7 @@ from kernelstacks.cli.output import (
     scope_of,
 )
 from kernelstacks.cli.plan import Selection
-from kernelstacks.cli.show import plan_or_stop, wide_console
+from kernelstacks.cli.show import plan_or_stop
 from kernelstacks.spec.model import StackSpec
 from kernelstacks_kernel.contract import DEFAULT_BUILD_DIR
 
@@ -86,19 +86,24 @@ def _output_plan(
 
 
 def _dry_run(
-    stack: StackSpec, include: list[str] | None, out: Path, what: str, only: set[str] | None
+    stack: StackSpec,
+    selection: tuple[list[str] | None, set[str] | None],
+    dirs: tuple[Path, Path],
+    what: str,
+    archive: tuple[bool, str] | None,
 ) -> None:
-    """``--dry-run``: the layers that would be written and where; nothing is written."""
-    from kernelstacks.distribute.layout import deploy_names, select_layers
+    """``--dry-run``: venvstacks' request document for what would be written; nothing is."""
+    from kernelstacks.cli.dryrun import print_dry_run, request_document
 
-    names = deploy_names(stack)
-    rows = [
-        {"layer": layer.build_name, "install_target": names[layer.build_name]}
-        for layer in select_layers(stack, include)
-        if only is None or layer.build_name in only
-    ]
-    wide_console().print(json.dumps({"output_dir": str(out), what: rows}, indent=2))
-    console(stderr=True).print(f"{what} skipped (--dry-run): nothing was written to {out}")
+    include, only = selection
+    build_dir, out = dirs
+    tag_outputs, suffix = archive if archive is not None else (None, "")
+    try:
+        document = request_document(stack, include, only, build_dir, out, tag_outputs, suffix)
+    except KernelstacksError as exc:
+        report_error(exc)
+        raise typer.Exit(1) from None
+    print_dry_run(document, out, what)
 
 
 def publish(
@@ -145,14 +150,16 @@ def publish(
         return
     stack, patterns, only = planned
     out = resolve_dir(stack, output_dir, "_artifacts")
+    built = resolve_dir(stack, build_dir, DEFAULT_BUILD_DIR)
     if dry_run:
-        _dry_run(stack, patterns, out, "archives", only)
+        archive = (tag_outputs, f".{archive_type}")
+        _dry_run(stack, (patterns, only), (built, out), "archives", archive)
         return
     with reporting(progress_json) as reporter:
         summary = publish_stack(
             stack,
             patterns,
-            resolve_dir(stack, build_dir, DEFAULT_BUILD_DIR),
+            built,
             out,
             tag_outputs=tag_outputs,
             jobs=jobs,
@@ -199,17 +206,12 @@ def export(
         return
     stack, patterns, _ = planned
     out = resolve_dir(stack, output_dir, "_export")
+    built = resolve_dir(stack, build_dir, DEFAULT_BUILD_DIR)
     if dry_run:
-        _dry_run(stack, patterns, out, "environments", None)
+        _dry_run(stack, (patterns, None), (built, out), "environments", None)
         return
     with reporting(progress_json) as reporter:
-        summary = export_stack(
-            stack,
-            patterns,
-            resolve_dir(stack, build_dir, DEFAULT_BUILD_DIR),
-            out,
-            reporter=reporter,
-        )
+        summary = export_stack(stack, patterns, built, out, reporter=reporter)
     if not progress_json:
         print_summary("export", summary.states, {})
         console().print(f"exported to [bold]{out}[/]")
