@@ -326,3 +326,46 @@ def test_no_index_and_local_wheels(tmp_path: Path) -> None:
     assert 'name = "kst-local-only"' in lock_text
     missing = lock("--local-wheels", "no-such-dir")
     assert missing.returncode == 1 and "no-such-dir: no such directory" in missing.stderr
+
+
+@pytest.mark.network
+def test_documents_match_the_peer_on_a_locked_stack(peer: Path, tmp_path: Path) -> None:
+    """Locked by kernelstacks, then read by both tools: valid, stale and versioned layers."""
+    if local_python("3.11") is None:
+        pytest.skip("no CPython 3.11 on this machine")
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    (folder / "hello.py").write_text("")
+    spec = folder / "venvstacks.toml"
+    spec.write_text(textwrap.dedent(SMALL) + "versioned = true\n")
+    lock = subprocess.run([*ours(), "lock", str(spec)], capture_output=True, text=True)
+    assert lock.returncode == 0, lock.stderr
+    command_lines = (["show", "--json"], ["lock", "--json", "--if-needed"], ["build", "--json"])
+
+    def both_agree() -> list[Any]:
+        documents = []
+        for args in command_lines:
+            mine = json.loads(subprocess.check_output([*ours(), *args, str(spec)], text=True))
+            mine.pop("kernelstacks")
+            theirs = subprocess.run(
+                [str(peer / "bin" / "venvstacks"), *args, str(spec)],
+                capture_output=True,
+                text=True,
+                env=peer_env(),
+            )
+            assert theirs.returncode == 0, theirs.stderr
+            assert mine == json.loads(theirs.stdout), args
+            documents.append(mine)
+        return documents
+
+    shown = both_agree()[0]
+    assert shown["applications"][0]["install_target"] == "app-hello@1"
+    assert shown["applications"][0]["has_valid_lock"] is True
+    text = spec.read_text()
+    app_part = text.index("[[applications]]")
+    stale = text[:app_part] + text[app_part:].replace(
+        "requirements = []", 'requirements = ["attrs"]'
+    )
+    spec.write_text(stale)
+    shown = both_agree()[0]
+    assert shown["applications"][0]["has_valid_lock"] is False  # its requirements changed

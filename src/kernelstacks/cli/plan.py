@@ -204,8 +204,8 @@ def layer_status(
     """One entry of the status document (venvstacks' ``LayerStatus``)."""
     status = lock_status(stack, layer)
     target = layer.build_name
-    if layer.versioned:
-        version = status.lock_version
+    if layer.versioned:  # venvstacks: the lock version only while the lock is valid
+        version = status.lock_version if status.valid else None
         target += f"@{version if version is not None else '???'}"
     entry: dict[str, Any] = {
         "name": layer.build_name,
