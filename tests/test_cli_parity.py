@@ -369,3 +369,25 @@ def test_documents_match_the_peer_on_a_locked_stack(peer: Path, tmp_path: Path) 
     spec.write_text(stale)
     shown = both_agree()[0]
     assert shown["applications"][0]["has_valid_lock"] is False  # its requirements changed
+
+
+@pytest.mark.network
+def test_exit_statuses_match_the_peer(peer: Path, stack: Path, tmp_path: Path) -> None:
+    """1 for a bad or missing stack file and an unmatched pattern, 2 for a usage error."""
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[[runtimes]]\nname = "rt"\n')  # no python_implementation
+    command_lines = {
+        ("show", str(broken)): 1,
+        ("lock", "--json", str(tmp_path / "missing.toml")): 1,
+        ("show", "--include", "nothing", str(stack)): 1,
+        ("lock", "--json", "--reset-lock", "nothing", str(stack)): 1,
+        ("build", "--no-such-option", str(stack)): 2,
+        ("publish",): 2,
+    }
+    for args, status in command_lines.items():
+        theirs = subprocess.run(
+            [str(peer / "bin" / "venvstacks"), *args], capture_output=True, env=peer_env()
+        )
+        mine = subprocess.run([*ours(), *args], capture_output=True, text=True)
+        assert (mine.returncode, theirs.returncode) == (status, status), args
+        assert "Traceback" not in mine.stderr
