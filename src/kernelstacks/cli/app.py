@@ -80,9 +80,45 @@ def tidy_help(command: Any) -> Any:
             param.metavar = ""
         elif param.param_type_name == "argument":
             _tidy_argument(param)
+    _quiet_negatives(command)
     for sub in getattr(command, "commands", {}).values():
         tidy_help(sub)
     return command
+
+
+def _quiet_negatives(command: Any) -> None:
+    """Off-by-default flags keep venvstacks' ``--no-X`` form but do not show it in ``--help``.
+
+    ``--show/--no-show`` must parse (venvstacks scripts may say ``--no-show``), yet a column of
+    ``--no-`` forms and ``[default: no-show]`` would bury the options; the epilog says they exist.
+    Negatives that turn off something that is on (``--no-index``, ``--no-build``) stay listed.
+    """
+    quiet = [
+        param
+        for param in command.params
+        if getattr(param, "is_flag", False)
+        and param.default is False
+        and param.secondary_opts == [f"--no-{param.opts[-1].removeprefix('--')}"]
+    ]
+    if not quiet:
+        return
+    for param in quiet:
+        param.show_default = False
+    render = command.format_help
+
+    def format_help(ctx: Any, formatter: Any) -> None:
+        saved = [param.secondary_opts for param in quiet]
+        for param in quiet:
+            param.secondary_opts = []
+        try:
+            render(ctx, formatter)
+        finally:
+            for param, opts in zip(quiet, saved, strict=True):
+                param.secondary_opts = opts
+
+    command.format_help = format_help
+    note = "Each on/off option also takes venvstacks' --no- form (e.g. --no-show)."
+    command.epilog = f"{command.epilog}\n\n{note}" if command.epilog else note
 
 
 def _tidy_argument(param: Any) -> None:

@@ -17,8 +17,9 @@ IncludeOpt = Annotated[
         "--include",
         "-i",
         metavar="PATTERN",
-        help="Only layers matching this pattern (plus what they need and what needs them). "
-        "Repeatable.",
+        rich_help_panel="Layer selection",
+        help="Work on the layers matching PATTERN (build name or name, shell-style wildcards); "
+        "the layers below them follow if needed. Repeatable.",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -46,6 +47,7 @@ JobsOpt = Annotated[
         "-j",
         metavar="N",
         callback=_at_least_one,
+        rich_help_panel="Packages and runtimes",
         help="Layers to work on at the same time (1 or more).",
     ),
 ]
@@ -54,6 +56,7 @@ RuntimeSourceOpt = Annotated[
     typer.Option(
         "--runtime-source",
         envvar="KERNELSTACKS_RUNTIME_SOURCE",
+        rich_help_panel="Packages and runtimes",
         help="Where runtimes come from: auto (managed when uv may download, else local), "
         "managed (uv's python-build-standalone) or local (an interpreter on this machine).",
     ),
@@ -63,6 +66,7 @@ PythonOpt = Annotated[
     typer.Option(
         "--python",
         metavar="IMPL=PATH",
+        rich_help_panel="Packages and runtimes",
         help="Use this interpreter for a runtime: IMPLEMENTATION=PATH, e.g. "
         "cpython@3.12=/usr/bin/python3.12 (any runtime asking for 3.12 or a 3.12.Z it matches). "
         "Naming an exact pin, cpython@3.12.9=PATH, also accepts another 3.12 patch release at "
@@ -100,6 +104,7 @@ ShowOpt = Annotated[
     bool,
     typer.Option(
         "--show/--no-show",
+        rich_help_panel="Reporting",
         help="Show the stack and the operations selected for each layer, then run.",
     ),
 ]
@@ -107,6 +112,7 @@ ShowOnlyOpt = Annotated[
     bool,
     typer.Option(
         "--show-only/--no-show-only",
+        rich_help_panel="Reporting",
         help="Only show the stack and the selected operations; change nothing.",
     ),
 ]
@@ -114,6 +120,7 @@ StatusJsonOpt = Annotated[
     bool,
     typer.Option(
         "--json/--no-json",
+        rich_help_panel="Reporting",
         help="Print the stack status as venvstacks' JSON document instead of running (with "
         "--show: print it, then run). kernelstacks' own facts are under its 'kernelstacks' key.",
     ),
@@ -122,6 +129,7 @@ ProgressJsonOpt = Annotated[
     bool,
     typer.Option(
         "--progress-json",
+        rich_help_panel="Reporting",
         help="Report progress as JSON lines (one event per line) for programs, and the "
         "outcome as a last 'done' event.",
     ),
@@ -130,6 +138,7 @@ AllowMissingOpt = Annotated[
     bool,
     typer.Option(
         "--allow-missing/--no-allow-missing",
+        rich_help_panel="Layer selection",
         help="Warn, instead of failing, when an --include or --reset-lock pattern matches no "
         "layer.",
     ),
@@ -138,6 +147,7 @@ IndexOpt = Annotated[
     bool,
     typer.Option(
         "--index/--no-index",
+        rich_help_panel="Packages and runtimes",
         help="Query the package indexes (PyPI and those the stack names); --no-index uses only "
         "--local-wheels and direct references.",
     ),
@@ -147,6 +157,7 @@ LocalWheelsOpt = Annotated[
     typer.Option(
         "--local-wheels",
         metavar="DIR",
+        rich_help_panel="Packages and runtimes",
         help="Also look for wheels in DIR (relative to the stack file). Repeatable.",
     ),
 ]
@@ -155,6 +166,7 @@ ResetLockOpt = Annotated[
     typer.Option(
         "--reset-lock",
         metavar="PATTERN",
+        rich_help_panel="Layer selection",
         help="Drop the lock of matching layers before locking them, so they are resolved "
         "afresh even with --if-needed / --lock-if-needed. Repeatable; shell-style wildcards.",
     ),
@@ -176,6 +188,7 @@ LockDependenciesOpt = Annotated[
     bool,
     typer.Option(
         "--lock-dependencies/--no-lock-dependencies",
+        rich_help_panel="Layer selection",
         help="Also relock the layers below included layers (otherwise: only if needed).",
     ),
 ]
@@ -183,6 +196,7 @@ BuildDependenciesOpt = Annotated[
     bool,
     typer.Option(
         "--build-dependencies/--no-build-dependencies",
+        rich_help_panel="Layer selection",
         help="Also rebuild the layers below included layers (otherwise: only if needed).",
     ),
 ]
@@ -190,6 +204,7 @@ PublishDependenciesOpt = Annotated[
     bool,
     typer.Option(
         "--publish-dependencies/--no-publish-dependencies",
+        rich_help_panel="Layer selection",
         help="Also publish the layers below included layers.",
     ),
 ]
@@ -198,19 +213,23 @@ IncludeDependenciesOpt = Annotated[
     typer.Option(
         "--include-dependencies/--no-include-dependencies",
         show_default=False,
+        rich_help_panel="Layer selection",
         help="Set --lock-, --build- and --publish-dependencies together.",
     ),
 ]
 BuildDerivedOpt = Annotated[
     bool,
     typer.Option(
-        "--build-derived/--no-build-derived", help="Also build the layers built on included layers."
+        "--build-derived/--no-build-derived",
+        rich_help_panel="Layer selection",
+        help="Also build the layers built on included layers.",
     ),
 ]
 PublishDerivedOpt = Annotated[
     bool,
     typer.Option(
         "--publish-derived/--no-publish-derived",
+        rich_help_panel="Layer selection",
         help="Also publish the layers built on included layers.",
     ),
 ]

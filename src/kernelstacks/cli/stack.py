@@ -115,7 +115,14 @@ def lock(
     reset_lock: ResetLockOpt = None,
     allow_missing: AllowMissingOpt = False,
     lock_dependencies: LockDependenciesOpt = False,
-    clean: CleanOpt = False,
+    clean: Annotated[
+        bool,
+        typer.Option(
+            "--clean/--no-clean",
+            help="Accepted for venvstacks: kernelstacks locks without creating environments, "
+            "so there is nothing to clean.",
+        ),
+    ] = False,
     build_dir: BuildDirOpt = None,
     index: IndexOpt = True,
     local_wheels: LocalWheelsOpt = None,
