@@ -18,8 +18,8 @@ IncludeOpt = Annotated[
         "-i",
         metavar="PATTERN",
         rich_help_panel="Layer selection",
-        help="Work on the layers matching PATTERN (build name or name, shell-style wildcards); "
-        "the layers below them follow if needed. Repeatable.",
+        help="Work on the layers matching PATTERN (build name or name, shell-style wildcards). "
+        "Repeatable. Without it, every layer.",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
