@@ -381,6 +381,17 @@ def test_exit_statuses_match_the_peer(peer: Path, stack: Path, tmp_path: Path) -
         ("lock", "--json", str(tmp_path / "missing.toml")): 1,
         ("show", "--include", "nothing", str(stack)): 1,
         ("lock", "--json", "--reset-lock", "nothing", str(stack)): 1,
+        # framework-extra is above one included layer and below the other: conflicting orders
+        (
+            "build",
+            "--json",
+            "--include",
+            "framework-scipy",
+            "--include",
+            "app-demo",
+            "--build-derived",
+            str(stack),
+        ): 1,
         ("build", "--no-such-option", str(stack)): 2,
         ("publish",): 2,
     }
