@@ -85,6 +85,17 @@ CASES = {
 }  # fmt: skip
 
 
+#: ``--show-only`` command lines: venvstacks' status tree, compared as text.
+TREE_CASES = {
+    "lock": ["lock", "--show-only", "SPEC"],
+    "build-derived": [
+        "build", "--show-only", "--include", "framework-scipy", "--lock-if-needed",
+        "--build-derived", "SPEC",
+    ],
+    "publish": ["publish", "--show-only", "--include", "app-*", "--publish-dependencies", "SPEC"],
+}  # fmt: skip
+
+
 def write_stack(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "demo.py").write_text("print('demo')\n")
@@ -102,6 +113,14 @@ def run_case(tool: list[str], case: str, spec: Path, env: dict[str, str] | None 
     assert document["spec_name"] == str(spec.absolute())
     document["spec_name"] = "SPEC"
     return document
+
+
+def run_tree_case(tool: list[str], case: str, spec: Path, env: dict[str, str] | None = None) -> str:
+    """Run one ``--show-only`` command line; its stdout with the spec path as ``SPEC``."""
+    args = [str(spec) if arg == "SPEC" else arg for arg in TREE_CASES[case]]
+    proc = subprocess.run([*tool, *args], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, f"{tool} {args}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout.replace(str(spec.absolute()), "SPEC")
 
 
 def ours() -> list[str]:
@@ -141,6 +160,31 @@ def test_json_only_shows(stack: Path) -> None:
     show-only unless --show)."""
     run_case(ours(), "lock", stack)
     assert not (stack.parent / "requirements").exists()
+
+
+def same_tree(mine: str, theirs: str) -> bool:
+    """Line by line equal, except that venvstacks cuts piped lines at 80 columns and we do not."""
+    ours_lines, their_lines = mine.splitlines(), theirs.splitlines()
+    return len(ours_lines) == len(their_lines) and all(
+        a == b or (len(b) == 80 and a.startswith(b))
+        for a, b in zip(ours_lines, their_lines, strict=True)
+    )
+
+
+@pytest.mark.parametrize("case", sorted(TREE_CASES))
+def test_show_only_tree_is_venvstacks(stack: Path, case: str) -> None:
+    expected = (GOLDEN / f"tree-{case}.txt").read_text()
+    mine = run_tree_case(ours(), case, stack)
+    assert same_tree(mine, expected), f"{mine}\n---\n{expected}"
+    if case == "publish":  # the line venvstacks cuts short is whole here
+        assert "framework-scipy@??? (lock-if-needed, build-if-needed, publish)" in mine
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("case", sorted(TREE_CASES))
+def test_golden_trees_are_the_peers_output(peer: Path, stack: Path, case: str) -> None:
+    tree = run_tree_case([str(peer / "bin" / "venvstacks")], case, stack, peer_env())
+    assert tree == (GOLDEN / f"tree-{case}.txt").read_text()
 
 
 @pytest.mark.network
@@ -284,6 +328,8 @@ def write_golden(peer_tool: str) -> None:
             document = run_case([peer_tool], case, spec)
             text = json.dumps(document, indent=2, sort_keys=True) + "\n"
             (GOLDEN / f"status-{case}.json").write_text(text)
+        for case in TREE_CASES:
+            (GOLDEN / f"tree-{case}.txt").write_text(run_tree_case([peer_tool], case, spec))
 
 
 if __name__ == "__main__":
