@@ -448,3 +448,28 @@ def test_exit_statuses_match_the_peer(peer: Path, stack: Path, tmp_path: Path) -
         mine = subprocess.run([*ours(), *args], capture_output=True, text=True)
         assert (mine.returncode, theirs.returncode) == (status, status), args
         assert "Traceback" not in mine.stderr
+
+
+def test_quiet_and_verbose(tmp_path: Path) -> None:
+    """``-q`` prints nothing on success, ``-v`` every step (venvstacks' root options)."""
+    if local_python("3.11") is None:
+        pytest.skip("no CPython 3.11 on this machine")
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    (folder / "hello.py").write_text("")
+    spec = folder / "venvstacks.toml"
+    spec.write_text(textwrap.dedent(SMALL))
+
+    def lock(*root: str) -> subprocess.CompletedProcess[str]:
+        command = [*ours(), *root, "lock", "--if-needed", str(spec)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    normal = lock()
+    assert normal.returncode == 0, normal.stderr
+    assert "lock: 2 locked" in normal.stdout
+    quiet = lock("-q")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    verbose = lock("-v")
+    assert "lock: 2 valid" in verbose.stdout
+    assert "locking app-hello" in verbose.stderr and "valid app-hello" in verbose.stderr
+    assert subprocess.check_output([*ours(), "-V"], text=True).startswith("kernelstacks ")
