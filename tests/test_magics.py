@@ -1,4 +1,4 @@
-"""%venvstacks in real layered kernels: every subcommand, and the notebooks in notebooks/."""
+"""%venvstacks in real layered kernels (notebooks/ run in tests/test_notebooks.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ pytestmark = [
     pytest.mark.skipif(local_python("3.12") is None, reason="needs a local CPython 3.12"),
 ]
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 TOUR_KERNEL = "kernelstacks-tour-lab"
 
 
@@ -49,48 +48,6 @@ def cell_text(cell) -> str:
 
 def outputs_by_source(nb) -> dict[str, str]:
     return {c.source: cell_text(c) for c in nb.cells if c.cell_type == "code"}
-
-
-def test_tutorial_notebook_every_subcommand(tour_stack: Path) -> None:
-    # its %pip cell fails on purpose (the layers are locked): allow exactly that error
-    nb = execute(
-        NOTEBOOKS / "venvstacks_magics_tutorial.ipynb",
-        TOUR_KERNEL,
-        allow_error_names=["VenvstacksError"],
-    )
-    out = outputs_by_source(nb)
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            assert "application/json" not in output.get("data", {}), cell.source
-    assert "framework-jupyter" in out["%venvstacks"] and "cpython-3.12" in out["%venvstacks"]
-    packages = out["%venvstacks packages"]
-    assert "ipykernel" in packages and "tabulate" in packages and "app-lab" in packages
-    assert "attrs" in out["%venvstacks packages --layer framework-data"]
-    assert "ipykernel" not in out["%venvstacks packages --layer framework-data"]
-    why = out["%venvstacks why attrs"]
-    assert "framework-data" in why and "framework-data: attrs" in why
-    assert "matches its lock" in out["%venvstacks diff"]
-    assert "VenvstacksError" in out["%pip install humanize"]
-    assert "%venvstacks add humanize" in out["%pip install humanize"]
-    assert "app-lab: + humanize" in out["%venvstacks add humanize"]
-    assert "locked" in out["%venvstacks add humanize"]
-    assert "built" in out["%venvstacks build"] and "app-lab" in out["%venvstacks build"]
-    assert "%venvstacks restart" in out["%venvstacks build"]
-    imported = next(v for k, v in out.items() if k.startswith("!python"))
-    assert "humanize from" in imported and "/_build/app-lab/" in imported
-    assert "<widget>" in out["%venvstacks explore"]
-    undo = out["%venvstacks remove humanize\n%venvstacks build"]
-    assert "- humanize" in undo and "built" in undo
-    for source, text in out.items():
-        assert "Traceback" not in text, source
-    spec = tour_stack.read_text()
-    assert "humanize" not in spec and 'requirements = ["tabulate"]' in spec
-
-
-def test_tour_notebook(tour_stack: Path) -> None:
-    nb = execute(NOTEBOOKS / "layered_kernel_tour.ipynb", TOUR_KERNEL)
-    text = "".join(cell_text(c) for c in nb.cells if c.cell_type == "code")
-    assert "framework-jupyter" in text and "/_build/app-lab" in text
 
 
 def test_magic_errors_fail_the_cell_in_one_line(tour_stack: Path) -> None:

@@ -8,6 +8,7 @@ kernelstacks tool that registered this kernel. A failure raises
 
 from __future__ import annotations
 
+import difflib
 import shlex
 from typing import Any
 
@@ -25,8 +26,7 @@ def venvstacks(line: str) -> None:
         raise VenvstacksError(f"cannot parse arguments: {exc}") from None
     name, rest = (argv[0], argv[1:]) if argv else ("show", [])
     if name not in SUBCOMMANDS:
-        known = ", ".join(sorted(SUBCOMMANDS))
-        raise VenvstacksError(f"unknown subcommand '{name}' (known: {known})")
+        raise VenvstacksError(unknown_subcommand(name))
     handler, parser = SUBCOMMANDS[name]
     try:
         handler(parser.parse_args(rest))
@@ -36,6 +36,14 @@ def venvstacks(line: str) -> None:
         raise VenvstacksError(f"{name} failed: {exc}") from None
     except Exception as exc:
         raise VenvstacksError(f"{name} failed: {type(exc).__name__}: {exc}") from None
+
+
+def unknown_subcommand(name: str) -> str:
+    """The one-line error for a mistyped subcommand: the closest name first, then all of them."""
+    known = sorted(SUBCOMMANDS)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"; did you mean '%venvstacks {close[0]}'?" if close else ""
+    return f"unknown subcommand '{name}'{hint} (known: {', '.join(known)})"
 
 
 def pip(line: str) -> None:
