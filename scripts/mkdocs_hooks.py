@@ -46,11 +46,9 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
     """Fill the CLI reference page."""
     if MARKER not in markdown:
         return markdown
-    import typer
+    from kernelstacks.cli.app import cli_command
 
-    from kernelstacks.cli.app import app
-
-    command = typer.main.get_command(app)
+    command = cli_command()  # the tree the console script runs, help tidied as --help shows it
     return markdown.replace(MARKER, "\n".join(reference(command, ["kernelstacks"])))
 
 

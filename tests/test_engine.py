@@ -202,18 +202,18 @@ def test_layer_metadata(built: Path) -> None:
 
 def test_versioned_layer_deploy_name(built: Path) -> None:
     data = json.loads(ks("show", built, "--json").stdout)
-    left = next(x for x in data["layers"] if x["build_name"] == "framework-left")
+    left = next(x for x in data["kernelstacks"]["layers"] if x["build_name"] == "framework-left")
     assert left["deploy_name"] == "framework-left@1"
     assert left["lock"]["state"] == "valid"
 
 
 def test_rebuild_is_a_no_op(built: Path) -> None:
     locks = {p: p.read_bytes() for p in (built.parent / "requirements").rglob("*") if p.is_file()}
-    proc = ks("lock", built, "--if-needed", "--json", *python_options())
+    proc = ks("lock", built, "--if-needed", "--progress-json", *python_options())
     states = {e["layer"]: e["status"] for e in json_events(proc.stdout) if "status" in e}
     assert set(states.values()) == {"valid"}
     assert {p: p.read_bytes() for p in locks} == locks
-    proc = ks("build", built, "--json", *python_options())
+    proc = ks("build", built, "--progress-json", *python_options())
     events = json_events(proc.stdout)
     done = [e for e in events if e["event"] == "layer_finished"]
     assert {e["status"] for e in done} == {"unchanged"}

@@ -67,7 +67,7 @@ def test_changing_one_app_relocks_and_rebuilds_only_it(small: Path) -> None:
     small.write_text(
         small.read_text().replace('requirements = ["six"]', 'requirements = ["six", "sniffio"]')
     )
-    proc = ks("lock", small, "--if-needed", "--json", *python_options())
+    proc = ks("lock", small, "--if-needed", "--progress-json", *python_options())
     assert statuses(proc.stdout) == {
         "rt": "valid",
         "framework-fw": "valid",
@@ -75,7 +75,7 @@ def test_changing_one_app_relocks_and_rebuilds_only_it(small: Path) -> None:
         "app-b": "valid",
     }
     assert other_lock.read_bytes() == before
-    proc = ks("build", small, "--json", *python_options())
+    proc = ks("build", small, "--progress-json", *python_options())
     assert statuses(proc.stdout) == {
         "rt": "unchanged",
         "framework-fw": "unchanged",
@@ -103,7 +103,15 @@ def test_unknown_requirement_is_named(small: Path) -> None:
 
 
 def _start_build(spec: Path) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "kernelstacks", "build", str(spec), "--lock-if-needed", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kernelstacks",
+        "build",
+        str(spec),
+        "--lock-if-needed",
+        "--progress-json",
+    ]
     return subprocess.Popen(
         [*cmd, *python_options()],
         stdout=subprocess.PIPE,
@@ -182,7 +190,7 @@ def test_layers_for_other_platforms_are_skipped_with_a_note(small: Path) -> None
         + '\n[[applications]]\nname = "mac"\nlaunch_module = "mac.py"\nframeworks = ["fw"]\n'
         'requirements = ["six"]\nplatforms = ["macosx_arm64"]\n'
     )
-    proc = ks("build", small, "--lock-if-needed", "--json", *python_options())
+    proc = ks("build", small, "--lock-if-needed", "--progress-json", *python_options())
     events = json_events(proc.stdout)
     notes = [e["message"] for e in events if e["event"] == "note"]
     assert any("app-mac" in n and "not built for" in n for n in notes)

@@ -100,7 +100,7 @@ def test_publish_is_reproducible(stack: Path, published: Path, tmp_path: Path) -
     assert app["app_launch_module"] == "tool"
     assert app["python_implementation"].startswith("cpython@3.12.")
     assert app["archive_size"] == (published / "app-tool.tar.xz").stat().st_size
-    proc = ks("publish", stack, "--output-dir", published, "--json")
+    proc = ks("publish", stack, "--output-dir", published, "--progress-json")
     states = {
         e["layer"]: e["status"]
         for e in map(json.loads, proc.stdout.splitlines())
@@ -271,7 +271,7 @@ def _events(stdout: str) -> list[dict]:
 
 def test_zstd_publish_and_parallel_deploy_report_real_progress(stack: Path, tmp_path: Path) -> None:
     out = tmp_path / "zst"
-    proc = ks("publish", stack, "--output-dir", out, "--format", "tar.zst", "--json")
+    proc = ks("publish", stack, "--output-dir", out, "--format", "tar.zst", "--progress-json")
     events = _events(proc.stdout)
     archived = {e["layer"]: e for e in events if e.get("event") == "layer_finished"}
     assert set(archived) == {name.split("@")[0] for name in LAYERS}

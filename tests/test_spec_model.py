@@ -119,7 +119,7 @@ def test_show_json(diamond: Path) -> None:
     result = run_cli("show", str(diamond), "--json", "--include", "top")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    layers = {layer["build_name"]: layer for layer in data["layers"]}
+    layers = {layer["build_name"]: layer for layer in data["kernelstacks"]["layers"]}
     assert set(layers) == {"rt", "framework-base", "framework-left", "framework-right", "app-top"}
     top = layers["app-top"]
     assert top["kind"] == "application"
@@ -146,15 +146,15 @@ def test_show_tree(diamond: Path) -> None:
 def test_show_errors_are_readable(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, BASE_RUNTIME + 'versioned = "yes"\n')
     result = run_cli("show", str(spec))
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "versioned" in result.stderr and "rt" in result.stderr
     result = run_cli("show", str(spec), "--json")
-    assert result.returncode == 2
+    assert result.returncode == 1
     problem = json.loads(result.stdout)["problems"][0]
     assert problem["key"] == "versioned" and problem["layer"] == "runtime 'rt'"
     result = run_cli("show", str(diamond_missing := tmp_path / "nope.toml"))
-    assert result.returncode == 2 and str(diamond_missing) in result.stderr
+    assert result.returncode == 1 and str(diamond_missing) in result.stderr
 
 
 def test_include_no_match_is_an_error(diamond: Path) -> None:

@@ -165,18 +165,18 @@ def test_venvstacks_tree_is_used_as_it_is(
     assert "cpython-3.11/pylock.cpython-3_11.toml" in before
 
     shown = json.loads(ks("show", vs_tree, "--json").stdout)
-    states = {layer["build_name"]: layer["lock"] for layer in shown["layers"]}
+    states = {layer["build_name"]: layer["lock"] for layer in shown["kernelstacks"]["layers"]}
     assert {name: lock["state"] for name, lock in states.items()} == dict.fromkeys(LAYERS, "valid")
     for name in LAYERS:
         meta = json.loads(next((requirements / name).glob("pylock.*.meta.json")).read_text())
         assert states[name]["lock_version"] == meta["lock_version"]
         assert states[name]["locked_at"] == meta["locked_at"] == "2025-06-01T00:00:00+00:00"
 
-    proc = ks("lock", vs_tree, "--if-needed", "--json", *python_option(python311))
+    proc = ks("lock", vs_tree, "--if-needed", "--progress-json", *python_option(python311))
     assert finished(proc.stdout) == dict.fromkeys(LAYERS, "valid")
     assert snapshot(requirements) == before
 
-    proc = ks("lock", vs_tree, "--json", *python_option(python311))  # a full relock, too
+    proc = ks("lock", vs_tree, "--progress-json", *python_option(python311))  # a full relock, too
     assert finished(proc.stdout) == dict.fromkeys(LAYERS, "unchanged")
     assert snapshot(requirements) == before
 
@@ -226,7 +226,7 @@ def test_changes_relock_as_venvstacks_expects(
     # versioned app's is: it gets a new lock version although its packages stay the same.
     (copy / "plain.py").write_text("import six\nprint('plain changed')\n")
     (copy / "helper.py").write_text("def hi():\n    print('demo changed')\n")
-    proc = ks("lock", spec, "--if-needed", "--json", *python_option(python311))
+    proc = ks("lock", spec, "--if-needed", "--progress-json", *python_option(python311))
     states = finished(proc.stdout)
     assert states["app-plain"] == "valid"
     assert states["app-demo"] == "locked"
@@ -240,7 +240,7 @@ def test_changes_relock_as_venvstacks_expects(
     # A new requirement of the versioned framework: its lock and version change, and the layers
     # above it are relocked against it; nothing else changes.
     spec.write_text(spec.read_text().replace('"attrs", "six;', '"attrs", "tabulate", "six;'))
-    proc = ks("lock", spec, "--if-needed", "--json", *python_option(python311))
+    proc = ks("lock", spec, "--if-needed", "--progress-json", *python_option(python311))
     states = finished(proc.stdout)
     assert states["framework-util"] == "locked"
     assert states["framework-http"] == states["cpython-3.11"] == states["app-plain"] == "valid"

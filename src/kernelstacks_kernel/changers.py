@@ -1,7 +1,8 @@
 """The changing subcommands: ``lock``, ``build``, ``add``, ``remove``, ``restart``, and the rest.
 
 ``lock``, ``build``, ``add`` and ``remove`` run the kernelstacks installation that registered this
-kernel (``KERNELSTACKS_TOOL``) with ``--json`` and follow its progress in the cell; they block the
+kernel (``KERNELSTACKS_TOOL``) with ``--progress-json`` (``--json`` for add/remove) and
+follow its progress in the cell; they block the
 cell, so a notebook run top to bottom sees their result in the next cell, and a failure or an
 interrupt fails the cell so the run stops.
 """
@@ -56,13 +57,13 @@ def kernels_option() -> list[str]:
 def lock(args: argparse.Namespace) -> None:
     """Run ``kernelstacks lock`` with live progress."""
     extra = ["--if-needed"] if args.if_needed else []
-    _run_tool(["lock", _spec_arg(), "--json", *extra, *_selection(args)], "lock")
+    _run_tool(["lock", _spec_arg(), "--progress-json", *extra, *_selection(args)], "lock")
 
 
 @build_cmd
 def build(args: argparse.Namespace) -> None:
     """Run ``kernelstacks build --lock-if-needed`` with live progress."""
-    argv = ["build", _spec_arg(), "--json", "--lock-if-needed", *_selection(args)]
+    argv = ["build", _spec_arg(), "--progress-json", "--lock-if-needed", *_selection(args)]
     build_dir = os.environ.get(contract.ENV_BUILD_DIR)
     if build_dir:
         argv += ["--build-dir", build_dir]

@@ -137,7 +137,9 @@ ENV_KERNEL = "KERNELSTACKS_KERNEL"
 ENV_TOOL = "KERNELSTACKS_TOOL"
 ENV_SPEC = "KERNELSTACKS_SPEC"
 
-# -- progress events (``--json`` output, one JSON object per line) ------------------------------
+# -- progress events, one JSON object per line: ``--progress-json`` of lock, build, publish and
+# local-export (their ``--json`` prints venvstacks' status document), ``--json`` of add, remove
+# and deploy -------------------------------------------------------------------------------------
 
 #: Field holding the event type; the other fields are described with each event.
 EVENT = "event"

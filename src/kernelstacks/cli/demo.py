@@ -27,7 +27,7 @@ from kernelstacks._support import atomic
 from kernelstacks._support.errors import KernelstacksError
 from kernelstacks.cli.options import JobsOpt, PrefixOpt, RuntimeSourceOpt, SysPrefixOpt, UserOpt
 from kernelstacks.cli.output import console, make_reporter, report_error, scope_of
-from kernelstacks.cli.stack import run_app, run_build
+from kernelstacks.cli.stack import BuildRun, run_app, run_build
 
 if TYPE_CHECKING:
     from kernelstacks.spec.model import StackSpec
@@ -177,7 +177,8 @@ def demo_command(
     out.print(render_tree(stack, list(stack.layers.values())))
     reporter = make_reporter(False)
     try:
-        ok = run_build(stack, None, True, None, jobs, runtime_source, None, reporter, False)
+        run = BuildRun(True, stack.root / "_build", jobs, runtime_source)
+        ok = run_build(stack, None, run, reporter, False)
     except KernelstacksError as exc:
         reporter.close()
         report_error(exc)

@@ -10,41 +10,49 @@ import typer
 
 from kernelstacks._support.errors import KernelstacksError
 from kernelstacks.cli.options import (
+    AllowMissingOpt,
     BuildDirOpt,
+    DryRunOpt,
+    ForceOpt,
     IncludeOpt,
     JobsOpt,
     JsonOpt,
     OutputOpt,
     PrefixOpt,
+    ProgressJsonOpt,
+    PublishDependenciesOpt,
+    PublishDerivedOpt,
+    ShowOnlyOpt,
+    ShowOpt,
     SpecArg,
+    StatusJsonOpt,
     SysPrefixOpt,
+    TagOutputsOpt,
     UserOpt,
 )
 from kernelstacks.cli.output import (
     console,
     load_stack,
     make_reporter,
+    print_archive_sizes,
     print_summary,
     report_error,
     reporting,
+    resolve_dir,
     scope_of,
 )
+from kernelstacks.cli.plan import Selection
+from kernelstacks.cli.show import plan_or_stop
 from kernelstacks.spec.model import StackSpec
+from kernelstacks_kernel.contract import DEFAULT_BUILD_DIR
 
 
 def register(app: typer.Typer) -> None:
     """Add the commands."""
     app.command()(publish)
-    app.command()(export)
-    app.command("local-export", hidden=True)(export)
+    app.command("local-export")(export)
+    app.command("export", hidden=True)(export)
     app.command()(deploy)
-
-
-def _build_dir(stack: StackSpec, build_dir: Path | None) -> Path:
-    """``--build-dir`` or the stack's default ``_build``."""
-    from kernelstacks.build.state import default_build_dir
-
-    return Path(build_dir).absolute() if build_dir else default_build_dir(stack)
 
 
 def _check_format(value: str) -> str:
@@ -54,13 +62,60 @@ def _check_format(value: str) -> str:
     return value
 
 
+def _output_plan(
+    spec: Path,
+    include: list[str] | None,
+    related: tuple[bool, bool, bool],
+    shows: tuple[bool, bool, bool],
+    progress_json: bool,
+) -> tuple[StackSpec, list[str] | None, set[str]] | None:
+    """Load, select the layers to write (venvstacks' rules) and handle --show/--json.
+
+    Returns the stack, the ``--include`` patterns for the engine and the build names that
+    venvstacks' rules publish (the included layers, plus dependencies or derived layers on
+    request).
+    """
+    stack = load_stack(spec, shows[2] or progress_json)
+    allow_missing, deps, derived = related
+    selection = Selection(publish=True, publish_dependencies=deps, publish_derived=derived)
+    planned = plan_or_stop(stack, include, selection, allow_missing, shows, progress_json)
+    if planned is None:
+        return None
+    plan, patterns = planned
+    return stack, patterns, {name for name, ops in plan.ops.items() if ops.publish}
+
+
+def _dry_run(
+    stack: StackSpec,
+    selection: tuple[list[str] | None, set[str] | None],
+    dirs: tuple[Path, Path],
+    what: str,
+    archive: tuple[bool, str] | None,
+) -> None:
+    """``--dry-run``: venvstacks' request document for what would be written; nothing is."""
+    from kernelstacks.cli.dryrun import print_dry_run, request_document
+
+    include, only = selection
+    build_dir, out = dirs
+    tag_outputs, suffix = archive if archive is not None else (None, "")
+    try:
+        document = request_document(stack, include, only, build_dir, out, tag_outputs, suffix)
+    except KernelstacksError as exc:
+        report_error(exc)
+        raise typer.Exit(1) from None
+    print_dry_run(document, out, what)
+
+
 def publish(
     spec: SpecArg,
     output_dir: OutputOpt = None,
-    tag_outputs: Annotated[
-        bool, typer.Option("--tag-outputs", help="Add platform and build number to names.")
-    ] = False,
+    tag_outputs: TagOutputsOpt = False,
+    force: ForceOpt = False,
+    dry_run: DryRunOpt = False,
     include: IncludeOpt = None,
+    allow_missing: AllowMissingOpt = False,
+    publish_dependencies: PublishDependenciesOpt = False,
+    publish_derived: PublishDerivedOpt = False,
     build_dir: BuildDirOpt = None,
     jobs: JobsOpt = 2,
     archive_type: Annotated[
@@ -81,54 +136,104 @@ def publish(
             help="Compression level: xz 0-9, zstd 1-22 (default 6 for both).",
         ),
     ] = None,
-    json_output: JsonOpt = False,
+    show: ShowOpt = False,
+    show_only: ShowOnlyOpt = False,
+    json_output: StatusJsonOpt = False,
+    progress_json: ProgressJsonOpt = False,
 ) -> None:
     """One reproducible archive per built layer plus venvstacks-compatible metadata."""
     from kernelstacks.distribute.publish import publish_stack
 
-    stack = load_stack(spec, json_output)
-    out = Path(output_dir or stack.root / "_artifacts").absolute()
-    with reporting(json_output) as reporter:
+    related = (allow_missing, publish_dependencies, publish_derived)
+    planned = _output_plan(spec, include, related, (show, show_only, json_output), progress_json)
+    if planned is None:
+        return
+    stack, patterns, only = planned
+    out = resolve_dir(stack, output_dir, "_artifacts")
+    built = resolve_dir(stack, build_dir, DEFAULT_BUILD_DIR)
+    if dry_run:
+        archive = (tag_outputs, f".{archive_type}")
+        _dry_run(stack, (patterns, only), (built, out), "archives", archive)
+        return
+    with reporting(progress_json) as reporter:
         summary = publish_stack(
             stack,
-            include,
-            _build_dir(stack, build_dir),
+            patterns,
+            built,
             out,
             tag_outputs=tag_outputs,
             jobs=jobs,
             archive_type=archive_type,
             level=level,
             reporter=reporter,
+            force=force,
+            only=only,
         )
-    if not json_output:
+    if not progress_json:
         print_summary("publish", summary.states, {})
+        print_archive_sizes(summary.records)
         console().print(f"archives and metadata are in [bold]{out}[/]")
 
 
 def export(
     spec: SpecArg,
     output_dir: OutputOpt = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force/--no-force",
+            help="Accepted for venvstacks: every export rewrites its layers anyway.",
+        ),
+    ] = False,
+    dry_run: DryRunOpt = False,
     include: IncludeOpt = None,
+    allow_missing: AllowMissingOpt = False,
+    publish_dependencies: PublishDependenciesOpt = False,
+    publish_derived: PublishDerivedOpt = False,
     build_dir: BuildDirOpt = None,
-    json_output: JsonOpt = False,
+    show: ShowOpt = False,
+    show_only: ShowOnlyOpt = False,
+    json_output: StatusJsonOpt = False,
+    progress_json: ProgressJsonOpt = False,
 ) -> None:
     """The deployed layout of a built stack, hard-linked from the build where possible."""
     from kernelstacks.distribute.export import export_stack
 
-    stack = load_stack(spec, json_output)
-    out = Path(output_dir or stack.root / "_export").absolute()
-    with reporting(json_output) as reporter:
-        summary = export_stack(stack, include, _build_dir(stack, build_dir), out, reporter=reporter)
-    if not json_output:
+    del force  # export always writes every selected layer again
+    related = (allow_missing, publish_dependencies, publish_derived)
+    planned = _output_plan(spec, include, related, (show, show_only, json_output), progress_json)
+    if planned is None:
+        return
+    stack, patterns, _ = planned
+    out = resolve_dir(stack, output_dir, "_export")
+    built = resolve_dir(stack, build_dir, DEFAULT_BUILD_DIR)
+    if dry_run:
+        _dry_run(stack, (patterns, None), (built, out), "environments", None)
+        return
+    with reporting(progress_json) as reporter:
+        summary = export_stack(stack, patterns, built, out, reporter=reporter)
+    if not progress_json:
         print_summary("export", summary.states, {})
         console().print(f"exported to [bold]{out}[/]")
 
 
 def deploy(
-    source: Annotated[Path | None, typer.Argument(help="Publish output or export dir.")] = None,
-    target: Annotated[Path | None, typer.Argument(help="Where to deploy.")] = None,
+    source: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="SOURCE", help="A publish output dir (archives) or a local-export dir."
+        ),
+    ] = None,
+    target: Annotated[
+        Path | None, typer.Argument(metavar="TARGET", help="Where to deploy the layers.")
+    ] = None,
     relink: Annotated[
-        Path | None, typer.Option("--relink", help="Re-run post-install in a moved deployment.")
+        Path | None,
+        typer.Option(
+            "--relink",
+            metavar="DIR",
+            help="Re-run every layer's post-install step in a deployment moved to DIR.",
+        ),
     ] = None,
     kernels: Annotated[bool, typer.Option("--kernels", help="Register the kernels.")] = False,
     user: UserOpt = False,

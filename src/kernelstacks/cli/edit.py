@@ -26,6 +26,7 @@ LayerOpt = Annotated[
     typer.Option(
         "--layer",
         "-l",
+        metavar="LAYER",
         help="Layer to edit (name or build name). Default: the only "
         "application, or KERNELSTACKS_LAYER inside a layered kernel.",
     ),
@@ -80,7 +81,9 @@ def _only_app(stack: StackSpec) -> str:
 
 def add_requirement(
     spec: SpecArg,
-    requirements: Annotated[list[str], typer.Argument(help="PEP 508 requirements to add.")],
+    requirements: Annotated[
+        list[str], typer.Argument(metavar="REQUIREMENT...", help="PEP 508 requirements to add.")
+    ],
     layer: LayerOpt = None,
     no_lock: NoLockOpt = False,
     json_output: JsonOpt = False,
@@ -91,7 +94,9 @@ def add_requirement(
 
 def remove_requirement(
     spec: SpecArg,
-    requirements: Annotated[list[str], typer.Argument(help="Requirement names to remove.")],
+    requirements: Annotated[
+        list[str], typer.Argument(metavar="NAME...", help="Requirement names to remove.")
+    ],
     layer: LayerOpt = None,
     no_lock: NoLockOpt = False,
     json_output: JsonOpt = False,

@@ -19,7 +19,8 @@ from kernelstacks.cli.options import (
     SysPrefixOpt,
     UserOpt,
 )
-from kernelstacks.cli.output import console, load_stack, report_error, scope_of
+from kernelstacks.cli.output import console, load_stack, report_error, resolve_dir, scope_of
+from kernelstacks_kernel.contract import DEFAULT_BUILD_DIR
 
 kernels_app = typer.Typer(
     help="Register application layers as Jupyter kernels, list, remove and prune them.",
@@ -73,7 +74,8 @@ def install(
     stack = load_stack(spec, json_output)
     try:
         scope, where = scope_of(user, sys_prefix, prefix)
-        done = install_kernels(stack, include, build_dir, Target(scope, where), force, provisioner)
+        layers = resolve_dir(stack, build_dir, DEFAULT_BUILD_DIR)  # relative to the stack file
+        done = install_kernels(stack, include, layers, Target(scope, where), force, provisioner)
     except KernelstacksError as exc:
         report_error(exc, json_output)
         raise typer.Exit(1) from None
@@ -103,7 +105,9 @@ def list_(
     if json_output:
         print(json.dumps([k.as_dict() for k in kernels], indent=2))
     elif not kernels:
-        console().print("no kernels written by kernelstacks were found")
+        console().print(
+            f"no kernels written by kernelstacks were found; looked in {_where(prefix)}"
+        )
     else:
         _print_table(kernels)
     if check and broken:
@@ -128,11 +132,21 @@ def _print_table(kernels: list) -> None:
     out.print(table)
 
 
+def _where(prefixes: list[Path] | None) -> str:
+    """The kernel directories searched, for "none found" messages."""
+    from kernelstacks.jupyter.registry import search_dirs
+
+    return ", ".join(str(d) for d in search_dirs(prefixes))
+
+
 @kernels_app.command("remove")
 def remove(
-    names: Annotated[list[str] | None, typer.Argument(help="Kernel names to remove.")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(metavar="NAME...", help="Kernel names to remove.")
+    ] = None,
     stack_spec: Annotated[
-        Path | None, typer.Option("--stack", help="Remove every kernel of this stack file.")
+        Path | None,
+        typer.Option("--stack", metavar="SPEC", help="Remove every kernel of this stack file."),
     ] = None,
     prefix: PrefixesOpt = None,
 ) -> None:
@@ -174,7 +188,8 @@ def prune(
     from kernelstacks.jupyter.registry import check_health, find_kernels
 
     removed = 0
-    for kernel in find_kernels(prefix):
+    kernels = find_kernels(prefix)
+    for kernel in kernels:
         check_health(kernel)
         if any("missing" in p for p in kernel.problems):
             if not dry_run:
@@ -184,5 +199,8 @@ def prune(
             console().print(
                 f"[green]{verb}[/] {kernel.name} ({kernel.directory}): {'; '.join(kernel.problems)}"
             )
-    if not removed:
-        console().print("nothing to prune: every kernelstacks kernel still has its layers")
+    if not removed and not kernels:
+        console().print(f"nothing to prune: no kernelstacks kernels in {_where(prefix)}")
+    elif not removed:
+        count = f"{len(kernels)} kernelstacks kernel{'s' * (len(kernels) != 1)}"
+        console().print(f"nothing to prune: the {count} found still have their layers")

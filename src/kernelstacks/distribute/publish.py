@@ -56,8 +56,15 @@ def publish_stack(
     archive_type: str = "tar.xz",
     level: int | None = None,
     reporter: Reporter | None = None,
+    force: bool = False,
+    only: set[str] | None = None,
 ) -> OutputSummary:
-    """Archive every selected built layer (in parallel), then write the metadata."""
+    """Archive every selected built layer (in parallel), then write the metadata.
+
+    A layer whose identical archive is already there is kept, unless ``force`` (venvstacks'
+    ``publish --force``) asks for every archive to be written again. ``only`` (build names)
+    narrows the selection to the layers venvstacks' rules pick for publishing.
+    """
     reporter = reporter or Reporter()
     try:
         fmt = archive_format(archive_type)
@@ -85,12 +92,13 @@ def _publish_locked(
     build_dir, output_dir = dirs
     fmt, level, tag_outputs = style
     items, names, summary = prepare(stack, include, build_dir, output_dir)
+    items = [i for i in items if only is None or i.layer.build_name in only]
     reporter.start("publish", [i.layer.build_name for i in items])
     with (
         ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as compressors,
         ThreadPoolExecutor(max_workers=max(1, jobs)) as layers,
     ):
-        how = _How(fmt, level, compressors, tag_outputs, reporter)
+        how = _How(fmt, level, compressors, tag_outputs, reporter, force)
         results = list(
             layers.map(
                 lambda item: _publish_one(stack, item, build_dir, output_dir, names, how), items
@@ -113,6 +121,7 @@ class _How:
     pool: Executor
     tag_outputs: bool
     reporter: Reporter
+    force: bool = False
 
 
 def archive_name(deploy_name: str, tag_outputs: bool, build: int, suffix: str = ".tar.xz") -> str:
@@ -146,6 +155,7 @@ def _publish_one(
     old_sha = previous.get("archive_hashes", {}).get("sha256")
     if (
         same_build
+        and not how.force
         and old_archive.is_file()
         and old_archive.name.endswith(suffix)
         and sha256_hex(old_archive) == old_sha

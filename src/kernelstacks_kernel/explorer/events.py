@@ -1,8 +1,10 @@
 """The tool's output as the explorer reads it: ``show``'s document, events, run summaries.
 
-``--json`` commands print one event per line (names in :mod:`kernelstacks_kernel.contract`);
-``show --json`` and any command whose stack file is invalid print one indented JSON document
-instead. This module turns both into log lines and one-line status texts, without widgets.
+``--progress-json`` commands print one event per line (names in
+:mod:`kernelstacks_kernel.contract`); ``show --json`` (venvstacks' status document, our layer
+records under its ``kernelstacks`` key) and any command whose stack file is invalid print one
+indented JSON document instead. This module turns both into log lines and one-line status
+texts, without widgets.
 """
 
 from __future__ import annotations
@@ -97,8 +99,10 @@ def show_stack(spec: Path) -> StackShow:
         run.run()
     except Exception as exc:  # the tool cannot even start
         return StackShow(None, f"{type(exc).__name__}: {exc}", other)
-    if document.document and "layers" in document.document:
-        return StackShow(document.document, "", other)
+    # venvstacks' status document; kernelstacks' own layer records are under "kernelstacks"
+    ours = (document.document or {}).get("kernelstacks")
+    if isinstance(ours, dict) and "layers" in ours:
+        return StackShow(ours, "", other)
     reason = document.error or (other[-1] if other else f"exit status {run.returncode}")
     return StackShow(None, reason, other)
 

@@ -305,12 +305,18 @@ class Explorer:
 
     def lock(self) -> threading.Thread | None:
         """Lock the stack in the background (``lock --if-needed``: only invalid locks)."""
-        args = ["lock", str(self.spec), "--json", "--if-needed", *self._common_options()]
+        args = ["lock", str(self.spec), "--progress-json", "--if-needed", *self._common_options()]
         return self._start("lock", args)
 
     def build(self) -> threading.Thread | None:
         """Build in the background (``--lock-if-needed``; unchanged layers are skipped)."""
-        args = ["build", str(self.spec), "--json", "--lock-if-needed", *self._common_options()]
+        args = [
+            "build",
+            str(self.spec),
+            "--progress-json",
+            "--lock-if-needed",
+            *self._common_options(),
+        ]
         return self._start("build", args)
 
     @property
