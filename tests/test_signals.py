@@ -3,7 +3,7 @@
 Issue 15, item 8: ``kill <pid>`` left uv and compile workers running for seconds, temporary
 install folders leaked into /tmp, Ctrl-C printed a blank line, and ``lock``/``publish`` ran
 alongside ``build``. Real builds of a small stack (a local CPython 3.11 runtime, numpy in a
-framework) are interrupted at chosen steps, watched through their ``--json`` events.
+framework) are interrupted at chosen steps, watched through their ``--progress-json`` events.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _interrupt_at(
     spec: Path, build_dir: Path, sig: int, layer: str, step: str, tmpdir: Path
 ) -> tuple[int, list[dict], str]:
     """Build; send ``sig`` 0.3 s after ``layer`` reports ``step``: status, events, stderr."""
-    args = ("build", spec, "--build-dir", build_dir, "--json", *python_options())
+    args = ("build", spec, "--build-dir", build_dir, "--progress-json", *python_options())
     proc = _start(*args, tmpdir=tmpdir)
     seen: list[dict] = []
     sent = False
@@ -149,7 +149,9 @@ def test_interrupt_stops_children_and_says_what_was_kept(
 def test_lock_build_and_publish_of_one_stack_take_turns(locked_stack: Path, tmp_path: Path) -> None:
     """lock ‖ build ‖ publish: the later ones wait, saying for whom, and all succeed."""
     build_dir = tmp_path / "_build"
-    build = _start("build", locked_stack, "--build-dir", build_dir, "--json", *python_options())
+    build = _start(
+        "build", locked_stack, "--build-dir", build_dir, "--progress-json", *python_options()
+    )
     for event in _events(build):  # the build holds the stack lock once it has started
         if event["event"] == "start":
             break

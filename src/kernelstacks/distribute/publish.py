@@ -76,7 +76,14 @@ def publish_stack(
     doing = f"publishing {output_dir}"
     with exclusive(stack_lock(stack.root), reporter.note, doing, optional=True):
         return _publish_locked(
-            stack, include, (build_dir, output_dir), (fmt, level, tag_outputs), jobs, reporter
+            stack,
+            include,
+            (build_dir, output_dir),
+            (fmt, level, tag_outputs),
+            jobs,
+            reporter,
+            force=force,
+            only=only,
         )
 
 
@@ -87,6 +94,9 @@ def _publish_locked(
     style: tuple[ArchiveFormat, int | None, bool],
     jobs: int,
     reporter: Reporter,
+    *,
+    force: bool,
+    only: set[str] | None,
 ) -> OutputSummary:
     """:func:`publish_stack` once it holds the stack lock (no lock or build changes meanwhile)."""
     build_dir, output_dir = dirs
