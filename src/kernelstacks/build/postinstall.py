@@ -1,13 +1,15 @@
 """Post-install step of a kernelstacks layer: make an unpacked layer work where it now lives.
 
-Every built layer carries a copy of this file as ``share/venv/metadata/postinstall.py``. It uses
-only the standard library, so a host application can deploy layers with nothing but the layers'
-own runtime:
+Every built layer carries a copy of this file as ``share/venv/metadata/postinstall.py``; published
+archives and exports carry it at the layer root, as venvstacks does. It uses only the standard
+library, so a host application can deploy layers with venvstacks' documented procedure and nothing
+but the layers' own runtime:
 
-    <runtime>/bin/python3 <layer>/share/venv/metadata/postinstall.py [--final-dir DIR]
+    <runtime>/bin/python3 <layer>/postinstall.py [--final-dir DIR]
 
 It reads the layer's ``venvstacks_layer.json`` (paths relative to the layer, naming the deployed
-sibling layers) and, for a venv layer, points ``pyvenv.cfg``'s ``home`` and the ``bin/python*``
+sibling layers) and, for a venv layer, writes ``pyvenv.cfg`` (archives leave it out: it holds
+absolute paths of the build machine) or points its ``home`` at the runtime, the ``bin/python*``
 links at the runtime, and the chain module at the lower layers; then it compiles bytecode, so a
 read-only deployment never writes at interpreter start. Every rewrite goes through a temporary
 file and a rename, never in place: exported layers share files with the build by hard links.
@@ -26,6 +28,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 METADATA = Path("share/venv/metadata/venvstacks_layer.json")
@@ -67,7 +70,7 @@ def relocate(layer: Path, final: Path) -> list[str]:
         return []  # a runtime: relocatable by itself
     base_python = Path(os.path.normpath(final / meta["base_python"]))
     runtime = base_python.parent.parent
-    done = [_fix_pyvenv_cfg(layer, base_python)]
+    done = [_fix_pyvenv_cfg(layer, base_python, meta["py_version"])]
     done += _fix_python_links(layer, final, base_python)
     done += fix_activate_scripts(layer, final)
     chain = layer / meta["site_dir"] / CHAIN_MODULE
@@ -113,13 +116,23 @@ def update_pyvenv_cfg(cfg: Path, settings: Mapping[str, str], drop: Iterable[str
     _write_atomic(cfg, "\n".join(out) + "\n", keep_mode=True)
 
 
-def _fix_pyvenv_cfg(layer: Path, base_python: Path) -> str:
+def _fix_pyvenv_cfg(layer: Path, base_python: Path, py_version: str) -> str:
     """``home`` must be the runtime's absolute bin dir, or CPython falls back elsewhere.
 
-    Only settings venv wrote are replaced (3.10 venvs have no ``executable``); ``command``, which
-    names the build directory, goes.
+    A missing file (published archives leave it out) is written the way venvstacks' post-install
+    step writes it. Otherwise only settings venv wrote are replaced (3.10 venvs have no
+    ``executable``); ``command``, which names the build directory, goes.
     """
     cfg = layer / "pyvenv.cfg"
+    if not cfg.exists():
+        lines = [
+            f"home = {base_python.parent}",
+            "include-system-site-packages = false",
+            f"version = {py_version}",
+            f"executable = {base_python}",
+        ]
+        _write_atomic(cfg, "\n".join(lines) + "\n")
+        return "pyvenv.cfg"
     present = read_pyvenv_cfg(cfg)
     wanted = {"home": str(base_python.parent), "executable": str(base_python)}
     update_pyvenv_cfg(cfg, {k: v for k, v in wanted.items() if k in present}, drop=["command"])
@@ -219,7 +232,9 @@ def compile_bytecode(layer: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: relocate, then compile."""
-    here = Path(__file__).resolve().parents[3]
+    here = Path(__file__).resolve().parent
+    if not (here / METADATA).is_file():  # the build directory's copy, in share/venv/metadata
+        here = here.parents[2]
     parser = argparse.ArgumentParser(description="Finish installing a kernelstacks layer.")
     parser.add_argument("layer", nargs="?", type=Path, default=here, help="layer directory")
     parser.add_argument("--final-dir", type=Path, help="where the layer will live")
@@ -233,7 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"postinstall: cannot relocate {layer}: {exc}", file=sys.stderr)
         return 1
     if not args.no_compile:
-        compile_bytecode(layer)
+        try:
+            compile_bytecode(layer)
+        except (OSError, BrokenProcessPool) as exc:  # a full disk kills compileall's workers
+            reason = exc if isinstance(exc, OSError) else "a compile worker died (disk full?)"
+            print(f"postinstall: cannot compile bytecode in {final}: {reason}", file=sys.stderr)
+            return 1
     print(json.dumps({"layer": str(final), "relocated": changed}))
     return 0
 

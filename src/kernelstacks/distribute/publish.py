@@ -40,7 +40,7 @@ from kernelstacks.distribute.metadata import (
     published_record,
     write_summary,
 )
-from kernelstacks.distribute.relocation import POSTINSTALL, current_postinstall
+from kernelstacks.distribute.relocation import ROOT_POSTINSTALL, current_postinstall
 from kernelstacks.spec.model import StackSpec
 
 
@@ -117,7 +117,7 @@ def _publish_one(
     name = item.layer.build_name
     reporter.layer_started(name, "archiving")
     record = published_record(item, stack, names)
-    previous = previous_record(output_dir, item.deploy_name)
+    previous = previous_record(output_dir, item.layer.build_name)
     build_no = int(previous.get("archive_build", 0) or 0)
     same_build = (
         previous.get("kernelstacks", {}).get("build_inputs_hash")
@@ -136,7 +136,6 @@ def _publish_one(
     top = item.deploy_name
     replace = {
         LAYER_METADATA.as_posix(): json_bytes(deployed_layer_metadata(item, names)),
-        POSTINSTALL.as_posix(): current_postinstall(),
         **runpath_replacements(item, names),
     }
     build_no += 1
@@ -149,6 +148,7 @@ def _publish_one(
         replace=replace,
         symlinks=link_rewriter(item, build_dir, names),
         exclude=exclude_from_output,
+        add={ROOT_POSTINSTALL.as_posix(): current_postinstall()},
         archive_type=how.fmt.name,
         level=how.level,
         pool=how.pool,
