@@ -1,0 +1,216 @@
+"""Archives and published metadata in venvstacks 0.8's layout, reproducible, and deployable both
+ways: ours by venvstacks' documented manual procedure, venvstacks' own (published by the real
+venvstacks 0.8.0b2) by ``kernelstacks deploy``, kernels included."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import local_python
+from engine_helpers import EXCLUDE_NEWER, ks, python_options, run_py
+from helpers import write_spec
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(local_python("3.12") is None, reason="needs a local CPython 3.12"),
+]
+
+STACK = f"""
+[[runtimes]]
+name = "cpython-3.12"
+python_implementation = "cpython@3.12"
+requirements = []
+
+[[frameworks]]
+name = "jupyter"
+runtime = "cpython-3.12"
+requirements = ["ipykernel"]
+versioned = true
+
+[[applications]]
+name = "tool"
+launch_module = "tool.py"
+support_modules = ["helper", "aaa_support.py"]
+frameworks = ["jupyter"]
+requirements = ["tabulate"]
+
+[tool.kernelstacks]
+name = "parity"
+
+[tool.uv]
+exclude-newer = "{EXCLUDE_NEWER}"
+"""
+
+LAYERS = {"cpython-3.12": "runtime", "framework-jupyter": "framework", "app-tool": "application"}
+DEPLOYED = {"cpython-3.12": "cpython-3.12", "framework-jupyter": "framework-jupyter@1"}
+DEPLOYED["app-tool"] = "app-tool"
+
+# venvstacks 0.8's published layer metadata (docs/file-formats.rst, "Published layer metadata",
+# and the TypedDicts LayerSpecMetadata / ArchiveMetadata in venvstacks/stacks.py): field -> type.
+COMMON = {
+    "layer_name": str,
+    "install_target": str,
+    "requirements_hash": str,
+    "lock_version": int,
+    "locked_at": str,
+    "runtime_layer": str,
+    "python_implementation": str,
+    "bound_to_implementation": bool,
+    "archive_build": int,
+    "archive_name": str,
+    "target_platform": str,
+    "archive_size": int,
+    "archive_hashes": dict,
+}
+# Which fields each kind has (venvstacks' tests/sample_project/expected_manifests).
+FIELDS = {
+    "runtime": set(COMMON),
+    "framework": set(COMMON) | {"required_layers"},
+    "application": set(COMMON)
+    | {"required_layers", "app_launch_module", "app_launch_module_hash", "app_support_modules"},
+}
+TYPES = {
+    **COMMON,
+    "required_layers": list,
+    "app_launch_module": str,
+    "app_launch_module_hash": str,
+    "app_support_modules": list,
+}
+#: Our one added key (documented in docs/deploy.md).
+OURS = "kernelstacks"
+
+
+def write_sources(root: Path) -> None:
+    (root / "tool.py").write_text(
+        "import tabulate, helper, aaa_support\nprint('tool ok', helper.X)\n"
+    )
+    (root / "helper").mkdir(exist_ok=True)
+    (root / "helper" / "__init__.py").write_text("X = 42\n")
+    (root / "aaa_support.py").write_text("Y = 1\n")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("parity") / "stack"
+    spec = write_spec(root, STACK)
+    write_sources(root)
+    ks("build", spec, "--lock-if-needed", *python_options())
+    return spec
+
+
+@pytest.fixture(scope="module")
+def published(stack: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("artifacts")
+    ks("publish", stack, "--output-dir", out)
+    return out
+
+
+def summary(out: Path) -> dict:
+    found = sorted((out / "__venvstacks__").rglob("venvstacks*.json"))
+    assert len(found) == 1, found
+    return json.loads(found[0].read_text())
+
+
+def test_metadata_has_venvstacks_fields_and_types(stack: Path, published: Path) -> None:
+    groups = summary(published)["layers"]
+    kinds = {"runtimes": "runtime", "frameworks": "framework", "applications": "application"}
+    seen = set()
+    for group, kind in kinds.items():
+        for record in groups[group]:
+            seen.add(record["layer_name"])
+            assert LAYERS[record["layer_name"]] == kind
+            assert set(record) - {OURS} == FIELDS[kind], record["layer_name"]
+            for key, value in record.items():
+                if key != OURS:
+                    assert isinstance(value, TYPES[key]), (record["layer_name"], key)
+            snippet = published.glob(f"__venvstacks__/*/env_metadata/{record['layer_name']}.json")
+            assert json.loads(next(snippet).read_text()) == record
+            assert record["install_target"] == DEPLOYED[record["layer_name"]]
+    assert seen == set(LAYERS)
+    runtime = groups["runtimes"][0]
+    assert runtime["bound_to_implementation"] is True
+    assert runtime["runtime_layer"] == runtime["install_target"]
+    app = groups["applications"][0]
+    assert app["bound_to_implementation"] is False
+    # venvstacks' hashes: file name + content for files, "sha256/" tree hash for packages,
+    # support modules sorted as the stack file names them
+    assert [m["name"] for m in app["app_support_modules"]] == ["aaa_support", "helper"]
+    assert app["app_support_modules"][1]["hash"].startswith("sha256/")
+    assert app["app_launch_module_hash"] != "sha256:" + _sha(stack.parent / "tool.py")
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_archives_have_venvstacks_layout(published: Path) -> None:
+    for build, deployed in DEPLOYED.items():
+        with tarfile.open(published / f"{deployed}.tar.xz") as tar:
+            names = set(tar.getnames())
+        assert f"{deployed}/postinstall.py" in names, build
+        assert f"{deployed}/pyvenv.cfg" not in names
+        assert f"{deployed}/.lock" not in names
+        assert not [
+            n
+            for n in names
+            if n.startswith((f"{deployed}/bin/activate", f"{deployed}/bin/Activate"))
+        ]
+        assert f"{deployed}/share/venv/metadata/postinstall.py" not in names
+        assert f"{deployed}/share/venv/metadata/venvstacks_layer.json" in names
+
+
+def test_manual_venvstacks_procedure_deploys_our_archives(published: Path, tmp_path: Path) -> None:
+    """venvstacks' docs/concepts.rst: unpack every archive into one directory, then, runtime
+    first, run ``{base_python} {layer}/postinstall.py``; then run the app with ``-m``."""
+    target = tmp_path / "manual"
+    target.mkdir()
+    for deployed in DEPLOYED.values():
+        with tarfile.open(published / f"{deployed}.tar.xz") as tar:
+            tar.extractall(target, filter="tar")
+    for deployed in DEPLOYED.values():
+        layer = target / deployed
+        meta = json.loads((layer / "share/venv/metadata/venvstacks_layer.json").read_text())
+        base_python = os.path.normpath(layer / meta["base_python"])
+        proc = subprocess.run([base_python, layer / "postinstall.py"], capture_output=True)
+        assert proc.returncode == 0, proc.stderr
+    proc = run_py(target / "app-tool" / "bin" / "python", "import runpy; runpy.run_module('tool')")
+    assert proc.returncode == 0, proc.stderr
+    assert "tool ok 42" in proc.stdout
+
+
+def test_two_builds_of_one_lock_give_identical_archives(stack: Path, tmp_path: Path) -> None:
+    """Another build directory, a fresh uv cache, touched files: the same archive bytes."""
+    other = tmp_path / "elsewhere" / "stack"
+    other.mkdir(parents=True)
+    shutil.copy(stack, other / stack.name)
+    shutil.copytree(stack.parent / "requirements", other / "requirements")
+    write_sources(other)
+    for path in other.rglob("*"):
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    env = {**os.environ, "UV_CACHE_DIR": str(tmp_path / "fresh-uv-cache")}
+    cmd = [sys.executable, "-m", "kernelstacks", "build", other / stack.name, *python_options()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for layer in (other / "_build").iterdir():
+        if layer.is_dir() and not layer.name.startswith("."):
+            for path in list(layer.rglob("*"))[::7]:
+                if not path.is_symlink():
+                    os.utime(path)
+    outs = []
+    for spec in (stack, other / stack.name):
+        out = tmp_path / f"out-{len(outs)}"
+        ks("publish", spec, "--output-dir", out, "--format", "tar.zst")
+        outs.append(out)
+    for deployed in DEPLOYED.values():
+        first, second = (o / f"{deployed}.tar.zst" for o in outs)
+        assert first.read_bytes() == second.read_bytes(), deployed
