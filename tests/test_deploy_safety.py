@@ -4,6 +4,7 @@ kill -9, and messages instead of tracebacks."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -267,3 +269,44 @@ def test_corrupt_kernel_record_is_listed_as_broken(tmp_path: Path) -> None:
         text=True,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str, *options: str) -> Iterator[Path]:
+    """A small real filesystem (to fill up, or read-only); skip where mounting is not allowed."""
+    where.mkdir(parents=True, exist_ok=True)
+    opts = ",".join([f"size={size}", *options])
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", where], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", where], check=False)
+
+
+def test_full_disk_in_postinstall_names_the_layer_and_the_error(
+    stacks: tuple[Path, Path], tmp_path: Path
+) -> None:
+    deployed = tmp_path / "deployed"
+    assert deploy(stacks[0], deployed).returncode == 0
+    with tmpfs(tmp_path / "small", "8m") as small:
+        subprocess.run(
+            ["tar", "--zstd", "-xf", stacks[0] / "app-one.tar.zst", "-C", small], check=True
+        )
+        cmd = [deployed / "cpython-3.12" / "bin" / "python3", small / "app-one" / "postinstall.py"]
+        subprocess.run([*cmd, "--no-compile"], check=True, capture_output=True)  # relocated
+        with contextlib.suppress(OSError), open(small / "filler", "wb", buffering=0) as filler:
+            while True:  # fill the disk
+                filler.write(b"\0" * 4096)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "BrokenProcessPool" not in proc.stderr, proc.stderr
+    assert "app-one" in proc.stderr and "No space left on device" in proc.stderr, proc.stderr
+
+
+def test_read_only_target_is_a_message(stacks: tuple[Path, Path], tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "ro", "1m", "ro") as read_only:
+        proc = deploy(stacks[0], read_only / "target")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "Read-only file system" in proc.stdout + proc.stderr

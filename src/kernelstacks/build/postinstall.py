@@ -19,7 +19,6 @@ file and a rename, never in place: exported layers share files with the build by
 from __future__ import annotations
 
 import argparse
-import compileall
 import json
 import os
 import py_compile
@@ -36,7 +35,15 @@ CHAIN_MODULE = "_kernelstacks_chain.py"
 
 
 def _write_atomic(path: Path, text: str, *, keep_mode: bool = False) -> None:
-    """Replace ``path`` through a temporary file and a rename (0o644, or its mode kept)."""
+    """Replace ``path`` through a temporary file and a rename (0o644, or its mode kept).
+
+    Unchanged content is not rewritten, so running the step again writes nothing.
+    """
+    try:
+        if path.read_text(encoding="utf-8", errors="surrogateescape") == text:
+            return
+    except OSError:
+        pass
     mode = stat.S_IMODE(os.stat(path).st_mode) if keep_mode and path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -207,27 +214,50 @@ def _fix_chain(chain: Path, meta: dict, final: Path, runtime: Path) -> None:
     _write_atomic(chain, text)
 
 
-def compile_bytecode(layer: Path) -> bool:
-    """Compile the layer's Python files (unchecked-hash pycs: a deployment's sources are fixed)."""
+def compile_bytecode(layer: Path) -> list[str]:
+    """Compile the layer's Python files (unchecked-hash pycs: a deployment's sources are fixed).
+
+    Returns the files that could not be written, with why (a full disk, a read-only place):
+    ``compileall`` would swallow those errors (or, when a worker dies, raise
+    ``BrokenProcessPool``), and the deployment would then lack bytecode without a word. Files
+    that are not valid Python for this version (test data, Python 2 files) are skipped, as
+    ``compileall`` skips them.
+    """
     meta = read_metadata(layer)
     targets = [layer / meta["site_dir"]]
     if meta["python"] == meta["base_python"]:
-        targets = [layer / meta["site_dir"]] + [
-            p for p in (layer / "lib").glob("python3*") if p.is_dir()
-        ]
-    ok = True
-    for target in dict.fromkeys(targets):
-        if target.is_dir():
-            ok &= bool(
-                compileall.compile_dir(
-                    str(target),
-                    quiet=2,
-                    workers=0,
-                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-                    ddir=None,
-                )
-            )
-    return ok
+        targets += [p for p in (layer / "lib").glob("python3*") if p.is_dir()]
+    files = [f for target in dict.fromkeys(targets) for f in _python_files(target)]
+    try:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor() as pool:
+            results = list(pool.map(_compile_one, files, chunksize=32))
+    except (ImportError, NotImplementedError, PermissionError):  # no working multiprocessing
+        results = [_compile_one(f) for f in files]
+    return [r for r in results if r is not None]
+
+
+def _python_files(root: Path) -> list[str]:
+    """The ``.py`` files under ``root``, in a stable order (symlinked directories not followed)."""
+    found: list[str] = []
+    for folder, subdirs, names in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+        found += [os.path.join(folder, n) for n in sorted(names) if n.endswith(".py")]
+    return found
+
+
+def _compile_one(path: str) -> str | None:
+    """Compile one file; the write error, if writing its pyc failed."""
+    try:
+        py_compile.compile(
+            path, doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+        )
+    except py_compile.PyCompileError:
+        return None
+    except OSError as exc:
+        return f"{path}: {exc}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,15 +274,20 @@ def main(argv: list[str] | None = None) -> int:
     final = (args.final_dir or layer).absolute()
     try:
         changed = relocate(layer, final)
-    except (OSError, KeyError, ValueError) as exc:
-        print(f"postinstall: cannot relocate {layer}: {exc}", file=sys.stderr)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        print(f"postinstall: cannot relocate {final} (by {METADATA}): {exc!r}", file=sys.stderr)
         return 1
     if not args.no_compile:
         try:
-            compile_bytecode(layer)
-        except (OSError, BrokenProcessPool) as exc:  # a full disk kills compileall's workers
-            reason = exc if isinstance(exc, OSError) else "a compile worker died (disk full?)"
-            print(f"postinstall: cannot compile bytecode in {final}: {reason}", file=sys.stderr)
+            failed = compile_bytecode(layer)
+        except (OSError, BrokenProcessPool) as exc:
+            failed = [str(exc) if isinstance(exc, OSError) else f"a compile worker died ({exc})"]
+        if failed:
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            print(
+                f"postinstall: cannot compile bytecode of {final}: {failed[0]}{more}",
+                file=sys.stderr,
+            )
             return 1
     print(json.dumps({"layer": str(final), "relocated": changed}))
     return 0
