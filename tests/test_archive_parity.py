@@ -214,3 +214,81 @@ def test_two_builds_of_one_lock_give_identical_archives(stack: Path, tmp_path: P
     for deployed in DEPLOYED.values():
         first, second = (o / f"{deployed}.tar.zst" for o in outs)
         assert first.read_bytes() == second.read_bytes(), deployed
+
+
+# -- the other way: archives published by the real venvstacks 0.8.0b2, deployed by kernelstacks --
+
+
+@pytest.fixture(scope="module")
+def vs_published(stack: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same stack published by venvstacks itself (its runtime seeded with our built one:
+    venvstacks would download python-build-standalone, which this machine cannot reach)."""
+    from venvstacks_peer import make_peer, venvstacks
+
+    python311 = local_python("3.11")
+    if python311 is None:
+        pytest.skip("venvstacks needs a local CPython 3.11 to run")
+    peer = make_peer(tmp_path_factory.mktemp("peer"), python311)
+    runtime = stack.parent / "_build" / "cpython-3.12"
+    meta = json.loads((runtime / "share/venv/metadata/venvstacks_layer.json").read_text())
+    root = tmp_path_factory.mktemp("vs") / "stack"
+    text = STACK.replace('"cpython@3.12"', f'"cpython@{meta["py_version"]}"')
+    spec = write_spec(root, text.replace('[tool.kernelstacks]\nname = "parity"\n', ""))
+    write_sources(root)
+    build = root / "_vsbuild"
+    shutil.copytree(runtime, build / "cpython-3.12", symlinks=True)
+    shutil.rmtree(build / "cpython-3.12" / "share" / "venv" / "metadata")
+    out = root / "_vsout"
+    venvstacks(
+        peer, "build", "--lock", "--build-dir", build, "--publish", "--output-dir", out, spec
+    )
+    return out
+
+
+def start_kernel(kernel_dir: Path, name: str, code: str) -> str:
+    """Start a kernel of ``kernel_dir``, run ``code``, return what it printed."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(
+        kernel_name=name, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)])
+    )
+    km.start_kernel()
+    kc = km.blocking_client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=120)
+        msg_id = kc.execute(code)
+        text = ""
+        while True:
+            msg = kc.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                text += msg["content"]["text"]
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return text
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def test_venvstacks_archives_deploy_with_kernelstacks_kernels_included(
+    vs_published: Path, tmp_path: Path
+) -> None:
+    assert (vs_published / "__venvstacks__" / "venvstacks.json").is_file()  # venvstacks' layout
+    target = tmp_path / "deployed"
+    prefix = tmp_path / "prefix"
+    ks("deploy", vs_published, target, "--prefix", prefix)
+    proc = run_py(target / "app-tool" / "bin" / "python", "import runpy; runpy.run_module('tool')")
+    assert proc.returncode == 0, proc.stderr
+    assert "tool ok 42" in proc.stdout
+    kernel_dir = prefix / "share" / "jupyter" / "kernels"
+    assert os.listdir(kernel_dir) == ["kernelstacks-deployed-tool"]
+    text = start_kernel(
+        kernel_dir, "kernelstacks-deployed-tool", "import sys, tabulate, helper; print(sys.prefix)"
+    )
+    assert str(target / "app-tool") in text, text
+    # and a second deploy of the same set changes nothing
+    proc = ks("deploy", vs_published, target, "--json")
+    assert '"deployed"' not in proc.stdout
