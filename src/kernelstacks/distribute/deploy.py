@@ -41,6 +41,7 @@ from kernelstacks.distribute.sources import (
     read_groups,
     read_source,
     stack_identity,
+    summary_file,
 )
 from kernelstacks_kernel import contract
 
@@ -73,7 +74,10 @@ class DeploySummary:
 def _fingerprint(source: Path, record: dict[str, Any]) -> str:
     """What identifies the deployed content: the archive hash, else the build inputs."""
     sha = record.get("archive_hashes", {}).get("sha256")
-    return f"sha256:{sha}" if sha else f"build:{record['kernelstacks'].get('build_inputs_hash')}"
+    if sha:
+        return f"sha256:{sha}"
+    built = (record.get("kernelstacks") or {}).get("build_inputs_hash")
+    return f"build:{built}" if built else ""  # a venvstacks export: always copied again
 
 
 def _deployed_fingerprint(layer_dir: Path) -> str | None:
@@ -194,8 +198,14 @@ def _check_same_stack(target: Path, records: list[dict[str, Any]], replace: bool
     """Refuse to deploy over another stack's deployment unless ``replace``; with it, the old
     stack's layers this one does not have (to remove after the swap)."""
     try:
-        current = read_source(target)
+        summary_file(target)
     except KernelstacksError:
+        return []  # nothing deployed there yet
+    try:
+        current = read_source(target)
+    except KernelstacksError as exc:
+        if not replace:
+            raise KernelstacksError(f"{exc} (pass --replace to deploy over it anyway)") from None
         current = []
     if not current:
         return []
@@ -234,7 +244,8 @@ class _DeployRun:
         for record in records:
             name = record["install_target"]
             self.started[name] = time.monotonic()
-            same = _deployed_fingerprint(self.target / name) == _fingerprint(self.source, record)
+            fingerprint = _fingerprint(self.source, record)
+            same = fingerprint and _deployed_fingerprint(self.target / name) == fingerprint
             if same and not force:
                 self.summary.states[name] = "unchanged"
                 self.reporter.layer_finished(name, "unchanged", 0.0)
