@@ -131,8 +131,8 @@ def test_metadata_has_venvstacks_fields_and_types(stack: Path, published: Path) 
             for key, value in record.items():
                 if key != OURS:
                     assert isinstance(value, TYPES[key]), (record["layer_name"], key)
-            snippet = published.glob(f"__venvstacks__/*/env_metadata/{record['layer_name']}.json")
-            assert json.loads(next(snippet).read_text()) == record
+            snippet = published / "__venvstacks__" / "env_metadata" / f"{record['layer_name']}.json"
+            assert json.loads(snippet.read_text()) == record
             assert record["install_target"] == DEPLOYED[record["layer_name"]]
     assert seen == set(LAYERS)
     runtime = groups["runtimes"][0]
@@ -292,3 +292,21 @@ def test_venvstacks_archives_deploy_with_kernelstacks_kernels_included(
     # and a second deploy of the same set changes nothing
     proc = ks("deploy", vs_published, target, "--json")
     assert '"deployed"' not in proc.stdout
+
+
+def test_our_metadata_is_venvstacks_own_for_the_same_stack(
+    published: Path, vs_published: Path
+) -> None:
+    """Field for field, what venvstacks publishes for the same lock (archive bytes aside)."""
+    ours = {r["layer_name"]: r for g in summary(published)["layers"].values() for r in g}
+    theirs = {r["layer_name"]: r for g in summary(vs_published)["layers"].values() for r in g}
+    assert set(ours) == set(theirs)
+    differ = {"archive_hashes", "archive_size", OURS}
+    for name, record in theirs.items():
+        assert set(ours[name]) - {OURS} == set(record), name
+        for key, value in record.items():
+            assert type(ours[name][key]) is type(value), (name, key)
+            if key not in differ:
+                assert ours[name][key] == value, (name, key)
+        snippet = vs_published / "__venvstacks__" / "env_metadata" / f"{name}.json"
+        assert json.loads(snippet.read_text()) == record

@@ -71,7 +71,7 @@ def copy_of(out: Path, dest: Path) -> Path:
 
 
 def summary_path(out: Path) -> Path:
-    return next((out / "__venvstacks__").glob("*/venvstacks.json"))
+    return out / "__venvstacks__" / "venvstacks.json"
 
 
 def edit_records(out: Path, layer: str, **changes: object) -> None:

@@ -186,10 +186,11 @@ def _deploy_locked(
         discard(target / name)
     for name in run.staged:
         reporter.layer_finished(name, "deployed", time.monotonic() - run.started[name])
-    summary_path, _ = read_groups(source)
-    write_json(
-        target / METADATA_DIR / current_platform() / "venvstacks.json", read_json(summary_path)
-    )
+    source_summary, _ = read_groups(source)
+    write_json(target / METADATA_DIR / "venvstacks.json", read_json(source_summary))
+    legacy = target / METADATA_DIR / current_platform()
+    if legacy.is_dir():  # an older kernelstacks' summary: never read instead of this one
+        remove_tree(legacy)
     reporter.done(run.summary.as_dict())
     return run.summary
 

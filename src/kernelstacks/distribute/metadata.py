@@ -1,5 +1,6 @@
-"""venvstacks' published metadata: ``__venvstacks__/<platform>/venvstacks.json`` and one
-``env_metadata/<layer>.json`` per layer, written by publish and export, read by deploy."""
+"""venvstacks' published metadata: ``__venvstacks__/venvstacks.json`` and one
+``env_metadata/<layer>.json`` per layer (``-<platform>`` tagged with ``--tag-outputs``), written
+by publish and export, read by deploy."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from kernelstacks._support.atomic import json_text, read_json, write_json
 from kernelstacks._support.host import current_platform
+from kernelstacks._support.swap import remove_tree
 from kernelstacks.build.state import read_state
 from kernelstacks.distribute.layout import LayerOut
 from kernelstacks.lock.source_tree import module_hash
@@ -17,19 +19,29 @@ from kernelstacks_kernel import contract
 
 
 def metadata_dir(output_dir: Path) -> Path:
-    """``<output>/__venvstacks__/<platform>``."""
-    return output_dir / contract.METADATA_DIR / current_platform()
+    """``<output>/__venvstacks__`` (venvstacks 0.8 writes no platform folder)."""
+    return output_dir / contract.METADATA_DIR
 
 
-def record_path(output_dir: Path, layer_name: str) -> Path:
+def platform_tag(tag_outputs: bool) -> str:
+    """``-<platform>`` in metadata file names with ``--tag-outputs``, as venvstacks names them."""
+    return f"-{current_platform()}" if tag_outputs else ""
+
+
+def summary_path(output_dir: Path, tag: str = "") -> Path:
+    """``venvstacks.json`` (``venvstacks-<platform>.json`` with ``--tag-outputs``)."""
+    return metadata_dir(output_dir) / f"venvstacks{tag}.json"
+
+
+def record_path(output_dir: Path, layer_name: str, tag: str = "") -> Path:
     """``env_metadata/<layer name>.json``: named by build name, as venvstacks names it (a
     versioned layer keeps one file whatever its lock version; ``install_target`` says which)."""
-    return metadata_dir(output_dir) / "env_metadata" / f"{layer_name}.json"
+    return metadata_dir(output_dir) / "env_metadata" / f"{layer_name}{tag}.json"
 
 
-def previous_record(output_dir: Path, layer_name: str) -> dict[str, Any]:
+def previous_record(output_dir: Path, layer_name: str, tag: str = "") -> dict[str, Any]:
     """The layer's record from an earlier publish into the same directory (or empty)."""
-    record = read_json(record_path(output_dir, layer_name))
+    record = read_json(record_path(output_dir, layer_name, tag))
     return record if isinstance(record, dict) else {}
 
 
@@ -38,8 +50,12 @@ def json_bytes(data: Any) -> bytes:
     return json_text(data).encode()
 
 
-def write_summary(output_dir: Path, records: list[dict[str, Any]]) -> None:
-    """``venvstacks.json``: every layer's record, grouped by kind."""
+def write_summary(output_dir: Path, records: list[dict[str, Any]], tag: str = "") -> None:
+    """``venvstacks.json``: every layer's record, grouped by kind; one file per layer too.
+
+    Where venvstacks 0.8 writes them; an older kernelstacks' ``<platform>/`` folder goes, so
+    readers never find a stale copy first.
+    """
     groups: dict[str, list] = {"runtimes": [], "frameworks": [], "applications": []}
     for record in records:
         kind = record["kernelstacks"]["kind"]
@@ -47,8 +63,11 @@ def write_summary(output_dir: Path, records: list[dict[str, Any]]) -> None:
             record
         )
     for record in records:
-        write_json(record_path(output_dir, record["layer_name"]), record)
-    write_json(metadata_dir(output_dir) / "venvstacks.json", {"layers": groups})
+        write_json(record_path(output_dir, record["layer_name"], tag), record)
+    write_json(summary_path(output_dir, tag), {"layers": groups})
+    legacy = metadata_dir(output_dir) / current_platform()
+    if legacy.is_dir():
+        remove_tree(legacy)
 
 
 def published_record(item: LayerOut, stack: StackSpec, names: dict[str, str]) -> dict[str, Any]:

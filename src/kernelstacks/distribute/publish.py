@@ -1,5 +1,5 @@
 """``kernelstacks publish``: one reproducible archive per built layer, named by deploy name,
-plus venvstacks-compatible metadata in ``__venvstacks__/<platform>/``.
+plus venvstacks-compatible metadata in ``__venvstacks__/``.
 
 Layers are archived ``jobs`` at a time, and every layer's tar stream is compressed in
 independent chunks on one pool with a thread per core (:mod:`~kernelstacks.distribute.
@@ -36,6 +36,7 @@ from kernelstacks.distribute.layout import (
 )
 from kernelstacks.distribute.metadata import (
     json_bytes,
+    platform_tag,
     previous_record,
     published_record,
     write_summary,
@@ -80,7 +81,7 @@ def publish_stack(
     for item, (state, record) in zip(items, results, strict=True):
         summary.states[item.layer.build_name] = state
         summary.records.append(record)
-    write_summary(output_dir, summary.records)
+    write_summary(output_dir, summary.records, platform_tag(tag_outputs))
     reporter.done(summary.as_dict())
     return summary
 
@@ -117,7 +118,7 @@ def _publish_one(
     name = item.layer.build_name
     reporter.layer_started(name, "archiving")
     record = published_record(item, stack, names)
-    previous = previous_record(output_dir, item.layer.build_name)
+    previous = previous_record(output_dir, item.layer.build_name, platform_tag(tag_outputs))
     build_no = int(previous.get("archive_build", 0) or 0)
     same_build = (
         previous.get("kernelstacks", {}).get("build_inputs_hash")

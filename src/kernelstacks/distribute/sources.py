@@ -5,9 +5,9 @@ Every name in ``venvstacks.json`` becomes a path under the deployment (``install
 plain directory or file name, checked like an archive member; anything else is refused with the
 metadata file and the key at fault, before anything is written.
 
-Both layouts are read: kernelstacks' ``__venvstacks__/<platform>/venvstacks.json`` and
-venvstacks 0.8's ``__venvstacks__/venvstacks.json`` (``venvstacks-<platform>.json`` with
-``--tag-outputs``).
+The summary is venvstacks 0.8's ``__venvstacks__/venvstacks.json`` (``venvstacks-<platform>.json``
+with ``--tag-outputs``), or ``__venvstacks__/<platform>/venvstacks.json`` written by older
+kernelstacks versions.
 """
 
 from __future__ import annotations
@@ -34,15 +34,14 @@ def summary_file(source: Path) -> Path:
     folder = source / METADATA_DIR
     platform = current_platform()
     for candidate in (
-        folder / platform / "venvstacks.json",
         folder / f"venvstacks-{platform}.json",
         folder / "venvstacks.json",
+        folder / platform / "venvstacks.json",  # written by kernelstacks before venvstacks 0.8's
     ):
         if candidate.is_file():
             return candidate
     raise KernelstacksError(
-        f"{source} is not a publish, export or deploy directory (no {folder / platform} "
-        "/venvstacks.json)"
+        f"{source} is not a publish, export or deploy directory (no {folder}/venvstacks.json)"
     )
 
 
