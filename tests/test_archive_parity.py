@@ -310,3 +310,26 @@ def test_our_metadata_is_venvstacks_own_for_the_same_stack(
                 assert ours[name][key] == value, (name, key)
         snippet = vs_published / "__venvstacks__" / "env_metadata" / f"{name}.json"
         assert json.loads(snippet.read_text()) == record
+
+
+def test_tag_outputs_names_files_as_venvstacks(stack: Path, tmp_path: Path) -> None:
+    from kernelstacks._support.host import current_platform
+
+    platform = current_platform()
+    out = tmp_path / "tagged"
+    for _ in range(2):  # the second publish finds every archive unchanged
+        ks("publish", stack, "--output-dir", out, "--tag-outputs", "--format", "tar.zst")
+    meta = out / "__venvstacks__"
+    assert sorted(p.name for p in meta.iterdir()) == ["env_metadata", f"venvstacks-{platform}.json"]
+    records = json.loads((meta / f"venvstacks-{platform}.json").read_text())["layers"]
+    for record in (r for group in records.values() for r in group):
+        assert record["archive_build"] == 1
+        assert record["archive_name"] == f"{record['install_target']}-{platform}-1.tar.zst"
+        assert (out / record["archive_name"]).is_file()
+        snippet = meta / "env_metadata" / f"{record['layer_name']}-{platform}.json"
+        assert json.loads(snippet.read_text()) == record
+        assert set(record) - {OURS} == FIELDS[LAYERS[record["layer_name"]]]
+    target = tmp_path / "deployed"
+    ks("deploy", out, target)
+    proc = run_py(target / "app-tool" / "bin" / "python", "import runpy; runpy.run_module('tool')")
+    assert "tool ok 42" in proc.stdout, proc.stderr

@@ -86,6 +86,16 @@ def publish_stack(
     return summary
 
 
+#: What a publish adds to a layer's metadata about its archive.
+_ARCHIVE_FIELDS = (
+    "archive_build",
+    "archive_name",
+    "target_platform",
+    "archive_size",
+    "archive_hashes",
+)
+
+
 @dataclass(frozen=True)
 class _How:
     """How every layer of one publish is archived."""
@@ -119,7 +129,9 @@ def _publish_one(
     reporter.layer_started(name, "archiving")
     record = published_record(item, stack, names)
     previous = previous_record(output_dir, item.layer.build_name, platform_tag(tag_outputs))
-    build_no = int(previous.get("archive_build", 0) or 0)
+    same_lock = previous.get("lock_version", 0) == record["lock_version"]
+    # venvstacks: the archive build number counts rebuilds of one lock version
+    build_no = int(previous.get("archive_build", 0) or 0) if same_lock else 0
     same_build = (
         previous.get("kernelstacks", {}).get("build_inputs_hash")
         == record["kernelstacks"]["build_inputs_hash"]
@@ -133,7 +145,8 @@ def _publish_one(
         and sha256_hex(old_archive) == old_sha
     ):
         reporter.layer_finished(name, "unchanged", time.monotonic() - t0)
-        return "unchanged", previous
+        # the metadata as this version writes it (an older one may lack fields), same archive
+        return "unchanged", {**record, **{k: previous[k] for k in _ARCHIVE_FIELDS if k in previous}}
     top = item.deploy_name
     replace = {
         LAYER_METADATA.as_posix(): json_bytes(deployed_layer_metadata(item, names)),
@@ -155,7 +168,7 @@ def _publish_one(
         pool=how.pool,
         on_progress=lambda done, total: reporter.bytes(name, done, total),
     )
-    if previous.get("archive_hashes", {}).get("sha256") == info.sha256:
+    if same_lock and previous.get("archive_hashes", {}).get("sha256") == info.sha256:
         build_no -= 1  # same bytes as last time: same build number
         final = output_dir / archive_name(top, tag_outputs, build_no, suffix)
         if final != target:
