@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import local_python
 from engine_helpers import EXCLUDE_NEWER, ks, python_options, run_py
@@ -263,12 +265,14 @@ def test_corrupt_kernel_record_is_listed_as_broken(tmp_path: Path) -> None:
     found = [k for k in find_kernels([tmp_path]) if k.directory == kernels]
     assert found and found[0].health == "broken"
     assert RECORD in found[0].problems[0]
-    proc = subprocess.run(
-        [sys.executable, "-m", "kernelstacks", "kernels", "list", "--prefix", tmp_path],
-        capture_output=True,
-        text=True,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr
+    for command in ("list", "prune"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "kernelstacks", "kernels", command, "--prefix", tmp_path],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "not json" in (kernels / RECORD).read_text()  # reported, never silently rewritten
 
 
 @contextlib.contextmanager
@@ -310,3 +314,20 @@ def test_read_only_target_is_a_message(stacks: tuple[Path, Path], tmp_path: Path
         proc = deploy(stacks[0], read_only / "target")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "Read-only file system" in proc.stdout + proc.stderr
+
+
+@given(st.text(min_size=0, max_size=300))
+@settings(max_examples=400, deadline=None)
+def test_any_accepted_layer_name_is_one_directory_inside_the_target(name: str) -> None:
+    from kernelstacks._support.errors import KernelstacksError
+    from kernelstacks.distribute.sources import check_layer_name
+
+    try:
+        check_layer_name("venvstacks.json: layers.runtimes[0]", "install_target", name)
+    except KernelstacksError as exc:
+        assert "install_target" in str(exc)
+        return
+    target = Path("/deploy/target")
+    placed = Path(os.path.normpath(target / name))
+    assert placed.parent == target and placed.name == name
+    assert not name.startswith(".") and len(name.encode("utf-8", "surrogateescape")) <= 255
