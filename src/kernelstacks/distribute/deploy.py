@@ -331,10 +331,22 @@ def _runtime_python(record: dict[str, Any], staged: dict[str, Path], target: Pat
 
 
 def relink(target: Path, reporter: Reporter | None = None) -> list[str]:
-    """Re-run every layer's post-install step in place (after the deployment was moved)."""
+    """Re-run every layer's post-install step in place (after the deployment was moved).
+
+    Takes the deployment's lock, so it never runs while a deploy swaps layers in.
+    """
     reporter = reporter or Reporter()
     target = target.absolute()
     records = read_source(target)
+    waiting = f"waiting for another deploy to {target} to finish"
+    try:
+        with exclusive(target / DEPLOY_LOCK, lambda: reporter.note(waiting)):
+            return _relink_locked(target, records, reporter)
+    except OSError as exc:
+        raise KernelstacksError(f"relink {target}: {exc}") from None
+
+
+def _relink_locked(target: Path, records: list[dict[str, Any]], reporter: Reporter) -> list[str]:
     done = []
     for record in records:
         layer = target / record["install_target"]
