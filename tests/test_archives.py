@@ -310,6 +310,23 @@ def test_replace_must_name_a_regular_file(layer: Path, tmp_path: Path, key: str)
     assert not (tmp_path / "a.tar.xz").exists()
 
 
+def test_add_puts_new_files_at_the_root_with_the_clamped_mtime(layer: Path, tmp_path: Path) -> None:
+    info = publish(layer, tmp_path / "a.tar.xz", add={"postinstall.py": b"print('hi')\n"})
+    added = members(info.path)[f"{TOP}/postinstall.py"]
+    assert added.isreg() and added.mtime == CLAMP and added.mode == 0o644
+    assert member_bytes(info.path, f"{TOP}/postinstall.py") == b"print('hi')\n"
+    assert not (layer / "postinstall.py").exists()
+
+
+@pytest.mark.parametrize("key", ["bin", "sub/dir.py"])
+def test_add_refuses_what_the_layer_has_or_a_subdirectory(
+    layer: Path, tmp_path: Path, key: str
+) -> None:
+    with pytest.raises(ArchiveError):
+        publish(layer, tmp_path / "a.tar.xz", add={key: b"x"})
+    assert not (tmp_path / "a.tar.xz").exists()
+
+
 def test_top_renames_the_root(layer: Path, tmp_path: Path) -> None:
     info = publish(layer, tmp_path / "a.tar.xz", top="app-notebook@7")
     names = list(members(info.path))

@@ -76,8 +76,7 @@ def published(stack: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def records(out: Path) -> dict[str, dict]:
-    platform = next((out / "__venvstacks__").iterdir())
-    summary = json.loads((platform / "venvstacks.json").read_text())
+    summary = json.loads((out / "__venvstacks__" / "venvstacks.json").read_text())
     return {r["install_target"]: r for kind in summary["layers"].values() for r in kind}
 
 
@@ -177,14 +176,20 @@ def test_moved_deployment_needs_relink(published: Path, tmp_path: Path) -> None:
     assert f"other {moved / 'cpython-3.12'}" in run_app(moved, "app-other", "other")
 
 
+def deployed_entries(target: Path) -> list[str]:
+    """What a deployment directory holds, but for the lock file deploys take on it."""
+    if not target.exists():
+        return []
+    return sorted(p.name for p in target.iterdir() if p.name != ".kernelstacks-deploy.lock")
+
+
 def _copy_published(published: Path, dest: Path) -> Path:
     shutil.copytree(published, dest)
     return dest
 
 
 def _rewrite_record(out: Path, name: str, **changes: object) -> None:
-    platform = next((out / "__venvstacks__").iterdir())
-    summary_path = platform / "venvstacks.json"
+    summary_path = out / "__venvstacks__" / "venvstacks.json"
     summary = json.loads(summary_path.read_text())
     for group in summary["layers"].values():
         for record in group:
@@ -210,13 +215,13 @@ def test_crafted_archives_are_rejected_with_nothing_written(
     proc = ks("deploy", bad, target, check=False)
     assert proc.returncode == 1 and "evil.txt" in proc.stderr
     assert not (tmp_path / "evil.txt").exists()
-    assert [p.name for p in target.iterdir()] == [] if target.exists() else True
+    assert deployed_entries(target) == []
 
     mismatch = _copy_published(published, tmp_path / "mismatch")
     _rewrite_record(mismatch, "app-tool", archive_hashes={"sha256": "0" * 64})
     proc = ks("deploy", mismatch, target, check=False)
     assert proc.returncode == 1 and "sha256" in proc.stderr.lower()
-    assert not target.exists() or [p.name for p in target.iterdir()] == []
+    assert deployed_entries(target) == []
 
 
 def test_redeploy_replaces_only_the_changed_layer(
@@ -296,7 +301,7 @@ def test_zstd_publish_and_parallel_deploy_report_real_progress(stack: Path, tmp_
     unpacked = {e["layer"] for e in events if e.get("event") == "bytes"}
     assert unpacked == set(LAYERS)
     assert "tool" in run_app(target, "app-tool", "tool")
-    assert not [p.name for p in target.iterdir() if p.name.startswith(".")]
+    assert not [name for name in deployed_entries(target) if name.startswith(".")]
 
 
 def test_publish_refuses_a_bad_level_before_work(stack: Path, tmp_path: Path) -> None:

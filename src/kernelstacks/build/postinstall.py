@@ -1,13 +1,15 @@
 """Post-install step of a kernelstacks layer: make an unpacked layer work where it now lives.
 
-Every built layer carries a copy of this file as ``share/venv/metadata/postinstall.py``. It uses
-only the standard library, so a host application can deploy layers with nothing but the layers'
-own runtime:
+Every built layer carries a copy of this file as ``share/venv/metadata/postinstall.py``; published
+archives and exports carry it at the layer root, as venvstacks does. It uses only the standard
+library, so a host application can deploy layers with venvstacks' documented procedure and nothing
+but the layers' own runtime:
 
-    <runtime>/bin/python3 <layer>/share/venv/metadata/postinstall.py [--final-dir DIR]
+    <runtime>/bin/python3 <layer>/postinstall.py [--final-dir DIR]
 
 It reads the layer's ``venvstacks_layer.json`` (paths relative to the layer, naming the deployed
-sibling layers) and, for a venv layer, points ``pyvenv.cfg``'s ``home`` and the ``bin/python*``
+sibling layers) and, for a venv layer, writes ``pyvenv.cfg`` (archives leave it out: it holds
+absolute paths of the build machine) or points its ``home`` at the runtime, the ``bin/python*``
 links at the runtime, and the chain module at the lower layers; then it compiles bytecode, so a
 read-only deployment never writes at interpreter start. Every rewrite goes through a temporary
 file and a rename, never in place: exported layers share files with the build by hard links.
@@ -17,7 +19,6 @@ file and a rename, never in place: exported layers share files with the build by
 from __future__ import annotations
 
 import argparse
-import compileall
 import json
 import os
 import py_compile
@@ -26,6 +27,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 METADATA = Path("share/venv/metadata/venvstacks_layer.json")
@@ -33,7 +35,15 @@ CHAIN_MODULE = "_kernelstacks_chain.py"
 
 
 def _write_atomic(path: Path, text: str, *, keep_mode: bool = False) -> None:
-    """Replace ``path`` through a temporary file and a rename (0o644, or its mode kept)."""
+    """Replace ``path`` through a temporary file and a rename (0o644, or its mode kept).
+
+    Unchanged content is not rewritten, so running the step again writes nothing.
+    """
+    try:
+        if path.read_text(encoding="utf-8", errors="surrogateescape") == text:
+            return
+    except OSError:
+        pass
     mode = stat.S_IMODE(os.stat(path).st_mode) if keep_mode and path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -67,7 +77,7 @@ def relocate(layer: Path, final: Path) -> list[str]:
         return []  # a runtime: relocatable by itself
     base_python = Path(os.path.normpath(final / meta["base_python"]))
     runtime = base_python.parent.parent
-    done = [_fix_pyvenv_cfg(layer, base_python)]
+    done = [_fix_pyvenv_cfg(layer, base_python, meta["py_version"])]
     done += _fix_python_links(layer, final, base_python)
     done += fix_activate_scripts(layer, final)
     chain = layer / meta["site_dir"] / CHAIN_MODULE
@@ -113,13 +123,23 @@ def update_pyvenv_cfg(cfg: Path, settings: Mapping[str, str], drop: Iterable[str
     _write_atomic(cfg, "\n".join(out) + "\n", keep_mode=True)
 
 
-def _fix_pyvenv_cfg(layer: Path, base_python: Path) -> str:
+def _fix_pyvenv_cfg(layer: Path, base_python: Path, py_version: str) -> str:
     """``home`` must be the runtime's absolute bin dir, or CPython falls back elsewhere.
 
-    Only settings venv wrote are replaced (3.10 venvs have no ``executable``); ``command``, which
-    names the build directory, goes.
+    A missing file (published archives leave it out) is written the way venvstacks' post-install
+    step writes it. Otherwise only settings venv wrote are replaced (3.10 venvs have no
+    ``executable``); ``command``, which names the build directory, goes.
     """
     cfg = layer / "pyvenv.cfg"
+    if not cfg.exists():
+        lines = [
+            f"home = {base_python.parent}",
+            "include-system-site-packages = false",
+            f"version = {py_version}",
+            f"executable = {base_python}",
+        ]
+        _write_atomic(cfg, "\n".join(lines) + "\n")
+        return "pyvenv.cfg"
     present = read_pyvenv_cfg(cfg)
     wanted = {"home": str(base_python.parent), "executable": str(base_python)}
     update_pyvenv_cfg(cfg, {k: v for k, v in wanted.items() if k in present}, drop=["command"])
@@ -194,32 +214,57 @@ def _fix_chain(chain: Path, meta: dict, final: Path, runtime: Path) -> None:
     _write_atomic(chain, text)
 
 
-def compile_bytecode(layer: Path) -> bool:
-    """Compile the layer's Python files (unchecked-hash pycs: a deployment's sources are fixed)."""
+def compile_bytecode(layer: Path) -> list[str]:
+    """Compile the layer's Python files (unchecked-hash pycs: a deployment's sources are fixed).
+
+    Returns the files that could not be written, with why (a full disk, a read-only place):
+    ``compileall`` would swallow those errors (or, when a worker dies, raise
+    ``BrokenProcessPool``), and the deployment would then lack bytecode without a word. Files
+    that are not valid Python for this version (test data, Python 2 files) are skipped, as
+    ``compileall`` skips them.
+    """
     meta = read_metadata(layer)
     targets = [layer / meta["site_dir"]]
     if meta["python"] == meta["base_python"]:
-        targets = [layer / meta["site_dir"]] + [
-            p for p in (layer / "lib").glob("python3*") if p.is_dir()
-        ]
-    ok = True
-    for target in dict.fromkeys(targets):
-        if target.is_dir():
-            ok &= bool(
-                compileall.compile_dir(
-                    str(target),
-                    quiet=2,
-                    workers=0,
-                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-                    ddir=None,
-                )
-            )
-    return ok
+        targets += [p for p in (layer / "lib").glob("python3*") if p.is_dir()]
+    files = [f for target in dict.fromkeys(targets) for f in _python_files(target)]
+    try:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor() as pool:
+            results = list(pool.map(_compile_one, files, chunksize=32))
+    except (ImportError, NotImplementedError, PermissionError):  # no working multiprocessing
+        results = [_compile_one(f) for f in files]
+    return [r for r in results if r is not None]
+
+
+def _python_files(root: Path) -> list[str]:
+    """The ``.py`` files under ``root``, in a stable order (symlinked directories not followed)."""
+    found: list[str] = []
+    for folder, subdirs, names in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+        found += [os.path.join(folder, n) for n in sorted(names) if n.endswith(".py")]
+    return found
+
+
+def _compile_one(path: str) -> str | None:
+    """Compile one file; the write error, if writing its pyc failed."""
+    try:
+        py_compile.compile(
+            path, doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+        )
+    except py_compile.PyCompileError:
+        return None
+    except OSError as exc:
+        return f"{path}: {exc}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: relocate, then compile."""
-    here = Path(__file__).resolve().parents[3]
+    here = Path(__file__).resolve().parent
+    if not (here / METADATA).is_file():  # the build directory's copy, in share/venv/metadata
+        here = here.parents[2]
     parser = argparse.ArgumentParser(description="Finish installing a kernelstacks layer.")
     parser.add_argument("layer", nargs="?", type=Path, default=here, help="layer directory")
     parser.add_argument("--final-dir", type=Path, help="where the layer will live")
@@ -229,11 +274,21 @@ def main(argv: list[str] | None = None) -> int:
     final = (args.final_dir or layer).absolute()
     try:
         changed = relocate(layer, final)
-    except (OSError, KeyError, ValueError) as exc:
-        print(f"postinstall: cannot relocate {layer}: {exc}", file=sys.stderr)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        print(f"postinstall: cannot relocate {final} (by {METADATA}): {exc!r}", file=sys.stderr)
         return 1
     if not args.no_compile:
-        compile_bytecode(layer)
+        try:
+            failed = compile_bytecode(layer)
+        except (OSError, BrokenProcessPool) as exc:
+            failed = [str(exc) if isinstance(exc, OSError) else f"a compile worker died ({exc})"]
+        if failed:
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            print(
+                f"postinstall: cannot compile bytecode of {final}: {failed[0]}{more}",
+                file=sys.stderr,
+            )
+            return 1
     print(json.dumps({"layer": str(final), "relocated": changed}))
     return 0
 

@@ -236,6 +236,13 @@ def deploy(
         ),
     ] = None,
     kernels: Annotated[bool, typer.Option("--kernels", help="Register the kernels.")] = False,
+    expect_sha256: Annotated[
+        Path | None,
+        typer.Option("--expect-sha256", help="Archive hashes you trust (sha256sum format)."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace a deployment of another stack.")
+    ] = False,
     user: UserOpt = False,
     sys_prefix: SysPrefixOpt = False,
     prefix: PrefixOpt = None,
@@ -258,7 +265,9 @@ def deploy(
         else:
             if source is None or target is None:
                 raise KernelstacksError("deploy needs SOURCE and TARGET (or --relink TARGET)")
-            summary = run_deploy(source, target, reporter=reporter)
+            summary = run_deploy(
+                source, target, reporter=reporter, expect_sha256=expect_sha256, replace=replace
+            )
             reporter.close()
             if not json_output:
                 print_summary("deploy", summary.states, {})

@@ -170,10 +170,16 @@ def _collect(
     replace: Mapping[str, bytes],
     symlinks: Callable[[str, str], str] | None,
     exclude: Callable[[str], bool] | None,
+    add: Mapping[str, bytes],
 ) -> list[_Entry]:
     """Every member in archive order, headers complete, so they can be checked before writing."""
     root_mtime = clamp_mtime
     entries = [_Entry(_member(top, tarfile.DIRTYPE, _DIR_MODE, root_mtime))]
+    for rel, data in sorted(add.items()):
+        if "/" in rel or (os.path.lexists(source / rel) and not (exclude and exclude(rel))):
+            raise ArchiveError(archive, "'add' names a path the layer has (or a subdirectory)", rel)
+        info = _member(f"{top}/{rel}", tarfile.REGTYPE, _FILE_MODE, clamp_mtime, len(data))
+        entries.append(_Entry(info, data=bytes(data)))
     unused = set(replace)
     for rel, path, st in _walk(str(source), "", exclude):
         entries.append(
@@ -314,6 +320,7 @@ def write_archive(
     replace: Mapping[str, bytes] | None = None,
     symlinks: Callable[[str, str], str] | None = None,
     exclude: Callable[[str], bool] | None = None,
+    add: Mapping[str, bytes] | None = None,
     archive_type: str = "tar.xz",
     level: int | None = None,
     pool: Executor | None = None,
@@ -327,7 +334,8 @@ def write_archive(
     and ``exclude`` all take layer-relative POSIX paths (``"bin/python"``, no ``top`` prefix):
     ``replace`` swaps the content of regular files (metadata rewritten for the deployed names),
     ``symlinks(path, target)`` returns the target to store (e.g. absolute -> relative),
-    ``exclude(path)`` leaves a path out (and a directory's whole subtree).  Every member is
+    ``exclude(path)`` leaves a path out (and a directory's whole subtree); ``add`` puts new files
+    at the layer root (venvstacks' ``postinstall.py``), before the walked members.  Every member is
     checked with the same rules ``safe_extract`` applies.  ``archive_type`` is ``tar.xz`` or
     ``tar.zst``, ``level`` its compression level (default: the format's).  Chunks of
     ``chunk_size`` uncompressed bytes (the bytes depend on it) are compressed on ``pool``
@@ -338,7 +346,9 @@ def write_archive(
     fmt = archive_format(archive_type)
     level = fmt.default_level if level is None else level
     _check_write_args(source, archive, top, clamp_mtime, fmt, level)
-    entries = _collect(source, archive, top, clamp_mtime, dict(replace or {}), symlinks, exclude)
+    entries = _collect(
+        source, archive, top, clamp_mtime, dict(replace or {}), symlinks, exclude, dict(add or {})
+    )
     check_members(archive, [e.info for e in entries], top)
     total = tar_size([e.info.size for e in entries])
     done = 0

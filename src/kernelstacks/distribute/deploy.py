@@ -10,7 +10,6 @@ changed replaces only that app.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
 import time
@@ -21,17 +20,35 @@ from typing import Any
 
 from kernelstacks._support.atomic import read_json, write_json
 from kernelstacks._support.errors import KernelstacksError
+from kernelstacks._support.filelocks import exclusive
 from kernelstacks._support.host import current_platform
 from kernelstacks._support.progress import Reporter
 from kernelstacks._support.scheduler import run_in_order
-from kernelstacks._support.swap import new_staging_dir, recover, remove_tree, replace_all
+from kernelstacks._support.swap import (
+    clean_leftovers,
+    crash_point,
+    discard,
+    new_staging_dir,
+    recover,
+    remove_tree,
+    replace_all,
+)
 from kernelstacks.distribute.archive_extract import safe_extract
-from kernelstacks.distribute.relocation import POSTINSTALL, run_postinstall
+from kernelstacks.distribute.relocation import postinstall_script, run_postinstall
+from kernelstacks.distribute.sources import (
+    METADATA_DIR,
+    read_expected_sha256,
+    read_groups,
+    read_source,
+    stack_identity,
+    summary_file,
+)
 from kernelstacks_kernel import contract
 
 LAYER_METADATA = Path(contract.LAYER_METADATA)
 DEPLOY_RECORD = Path(contract.DEPLOY_RECORD)
-METADATA_DIR = contract.METADATA_DIR
+#: Serialises deploys to one target (a file inside it).
+DEPLOY_LOCK = ".kernelstacks-deploy.lock"
 #: The journal of a deployment's all-or-nothing swap, inside the target.
 SWAP_JOURNAL = ".kernelstacks-deploy~swap.json"
 
@@ -54,25 +71,13 @@ class DeploySummary:
         }
 
 
-def read_source(source: Path) -> list[dict[str, Any]]:
-    """The layer records of a publish output or export dir, runtimes first."""
-    summary = source / METADATA_DIR / current_platform() / "venvstacks.json"
-    try:
-        data = json.loads(summary.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise KernelstacksError(
-            f"{source} is not a kernelstacks publish or export directory (no {summary})"
-        ) from None
-    except ValueError as exc:
-        raise KernelstacksError(f"{summary}: unreadable metadata: {exc}") from None
-    groups = data.get("layers", {})
-    return [r for kind in ("runtimes", "frameworks", "applications") for r in groups.get(kind, [])]
-
-
 def _fingerprint(source: Path, record: dict[str, Any]) -> str:
     """What identifies the deployed content: the archive hash, else the build inputs."""
     sha = record.get("archive_hashes", {}).get("sha256")
-    return f"sha256:{sha}" if sha else f"build:{record['kernelstacks'].get('build_inputs_hash')}"
+    if sha:
+        return f"sha256:{sha}"
+    built = (record.get("kernelstacks") or {}).get("build_inputs_hash")
+    return f"build:{built}" if built else ""  # a venvstacks export: always copied again
 
 
 def _deployed_fingerprint(layer_dir: Path) -> str | None:
@@ -82,42 +87,140 @@ def _deployed_fingerprint(layer_dir: Path) -> str | None:
 
 
 def deploy(
-    source: Path, target: Path, *, jobs: int | None = None, reporter: Reporter | None = None
+    source: Path,
+    target: Path,
+    *,
+    jobs: int | None = None,
+    reporter: Reporter | None = None,
+    expect_sha256: Path | None = None,
+    replace: bool = False,
 ) -> DeploySummary:
     """Deploy every layer of ``source`` into ``target`` (all or nothing).
 
-    Each changed layer is unpacked (or copied) into a staging directory beside its final place
-    and relocated there by its post-install step (which compiles its bytecode on every core);
-    layers are unpacked ``jobs`` at a time (default: one per core) and a layer's post-install
-    starts as soon as it and its runtime are unpacked. Then every staged layer is swapped in as
-    one journaled transaction, so a failure or a kill at any point leaves ``target`` as it was
-    (an interrupted swap is rolled back or completed by the next deploy).
+    Each changed layer is unpacked (or copied) into a staging directory beside its final place,
+    ``jobs`` at a time (default: one per core), its archive's sha256 checked against the
+    metadata as it is read, and against ``expect_sha256`` (a manifest the user trusts, in
+    ``sha256sum`` format) before that. No post-install step (code from an archive) runs before
+    every archive was checked; then each relocates its layer and compiles its bytecode. Every
+    staged layer is swapped in as one journaled transaction, so a failure or a kill at any point
+    leaves ``target`` as it was (an interrupted swap is rolled back or completed by the next
+    deploy, which also removes staging directories a killed deploy left). Deploys to one target
+    are serialised by a file lock; a deployment of another stack is replaced only with
+    ``replace`` (its layers are never mixed with this stack's).
     """
     reporter = reporter or Reporter()
     source, target = source.absolute(), target.absolute()
-    records = read_source(source)
-    target.mkdir(parents=True, exist_ok=True)
+    _, groups = read_groups(source)
+    records = [r for kind_records in groups.values() for r in kind_records]
+    trusted = _trusted_hashes(records, expect_sha256, reporter)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        waiting = f"waiting for another deploy to {target} to finish"
+        with exclusive(target / DEPLOY_LOCK, lambda: reporter.note(waiting)):
+            return _deploy_locked(source, target, records, trusted, jobs, reporter, replace)
+    except OSError as exc:
+        raise KernelstacksError(f"deploy to {target}: {exc}") from None
+
+
+def _trusted_hashes(
+    records: list[dict[str, Any]], manifest: Path | None, reporter: Reporter
+) -> dict[str, str]:
+    """install target -> the sha256 its archive must have, checked against ``manifest``."""
+    hashes = {
+        r["install_target"]: r["archive_hashes"]["sha256"] for r in records if r.get("archive_name")
+    }
+    if manifest is None:
+        if hashes:
+            reporter.note(
+                "archive hashes are checked against the metadata beside them (this catches "
+                "corruption, not tampering); --expect-sha256 FILE checks a manifest you trust"
+            )
+        return hashes
+    expected = read_expected_sha256(manifest)
+    for record in records:
+        name = record.get("archive_name")
+        if not name:
+            raise KernelstacksError(
+                f"--expect-sha256 {manifest}: layer {record['install_target']} is not an archive "
+                "(an export cannot be checked against a manifest)"
+            )
+        if name not in expected:
+            raise KernelstacksError(f"--expect-sha256 {manifest}: no hash for {name}")
+        if expected[name] != hashes[record["install_target"]]:
+            raise KernelstacksError(
+                f"{name}: its metadata says sha256 {hashes[record['install_target']]}, but "
+                f"{manifest} expects {expected[name]}: refusing to deploy it"
+            )
+    return hashes
+
+
+def _deploy_locked(
+    source: Path,
+    target: Path,
+    records: list[dict[str, Any]],
+    trusted: dict[str, str],
+    jobs: int | None,
+    reporter: Reporter,
+    replace: bool,
+) -> DeploySummary:
+    """Deploy while holding the target's lock: recover, check the stack, stage, swap."""
     recover(target / SWAP_JOURNAL)
-    run = _DeployRun(source, target, reporter)
+    clean_leftovers(target)
+    leaving = _check_same_stack(target, records, replace)
+    run = _DeployRun(source, target, reporter, trusted)
     reporter.start("deploy", [r["install_target"] for r in records])
     try:
-        run.plan(records)
+        run.plan(records, force=bool(leaving) or replace)
         outcomes = run_in_order(run.tasks(), run.deps, run.work, jobs=jobs or os.cpu_count() or 1)
         failed = [o.error for o in outcomes.values() if o.error is not None]
         if failed:
             raise failed[0]
+        crash_point("deploy-staged")
         pairs = [(layer, target / name) for name, layer in run.staged.items()]
         replace_all(pairs, target / SWAP_JOURNAL)
     except BaseException:
         for layer in run.staged.values():
             remove_tree(layer)
         raise
+    for name in leaving:
+        discard(target / name)
     for name in run.staged:
         reporter.layer_finished(name, "deployed", time.monotonic() - run.started[name])
-    summary_file = Path(METADATA_DIR, current_platform(), "venvstacks.json")
-    write_json(target / summary_file, read_json(source / summary_file))
+    source_summary, _ = read_groups(source)
+    write_json(target / METADATA_DIR / "venvstacks.json", read_json(source_summary))
+    legacy = target / METADATA_DIR / current_platform()
+    if legacy.is_dir():  # an older kernelstacks' summary: never read instead of this one
+        remove_tree(legacy)
     reporter.done(run.summary.as_dict())
     return run.summary
+
+
+def _check_same_stack(target: Path, records: list[dict[str, Any]], replace: bool) -> list[str]:
+    """Refuse to deploy over another stack's deployment unless ``replace``; with it, the old
+    stack's layers this one does not have (to remove after the swap)."""
+    try:
+        summary_file(target)
+    except KernelstacksError:
+        return []  # nothing deployed there yet
+    try:
+        current = read_source(target)
+    except KernelstacksError as exc:
+        if not replace:
+            raise KernelstacksError(f"{exc} (pass --replace to deploy over it anyway)") from None
+        current = []
+    if not current:
+        return []
+    old, new = stack_identity(current), stack_identity(records)
+    if old == new:
+        return []
+    if not replace:
+        raise KernelstacksError(
+            f"{target} holds a deployment of stack {old or '(venvstacks)'}, not of "
+            f"{new or '(venvstacks)'}: deploy into another directory, or pass --replace to "
+            "replace that deployment"
+        )
+    keep = {r["install_target"] for r in records}
+    return [r["install_target"] for r in current if r["install_target"] not in keep]
 
 
 @dataclass
@@ -127,6 +230,7 @@ class _DeployRun:
     source: Path
     target: Path
     reporter: Reporter
+    trusted: dict[str, str]
     summary: DeploySummary = field(init=False)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     staged: dict[str, Path] = field(default_factory=dict)
@@ -135,12 +239,15 @@ class _DeployRun:
     def __post_init__(self) -> None:
         self.summary = DeploySummary(self.target)
 
-    def plan(self, records: list[dict[str, Any]]) -> None:
-        """Skip layers already deployed from the same content; stage the others."""
+    def plan(self, records: list[dict[str, Any]], *, force: bool = False) -> None:
+        """Skip layers already deployed from the same content (unless ``force``: another
+        stack's deployment is being replaced); stage the others."""
         for record in records:
             name = record["install_target"]
             self.started[name] = time.monotonic()
-            if _deployed_fingerprint(self.target / name) == _fingerprint(self.source, record):
+            fingerprint = _fingerprint(self.source, record)
+            same = fingerprint and _deployed_fingerprint(self.target / name) == fingerprint
+            if same and not force:
                 self.summary.states[name] = "unchanged"
                 self.reporter.layer_finished(name, "unchanged", 0.0)
                 continue
@@ -153,12 +260,12 @@ class _DeployRun:
         return [f"{step}:{name}" for name in self.staged for step in ("unpack", "post")]
 
     def deps(self, task: str) -> list[str]:
-        """A post-install needs its layer and its runtime unpacked (a staged runtime's python)."""
-        step, _, name = task.partition(":")
+        """A post-install (code from an archive) waits until every archive is unpacked, so
+        every archive's hash was checked before any of them runs code."""
+        step, _, _name = task.partition(":")
         if step == "unpack":
             return []
-        runtime = self.records[name].get("runtime_layer") or name
-        return [f"unpack:{name}"] + ([f"unpack:{runtime}"] if runtime in self.staged else [])
+        return [f"unpack:{name}" for name in self.staged]
 
     def work(self, task: str) -> None:
         step, _, name = task.partition(":")
@@ -167,7 +274,8 @@ class _DeployRun:
             self.reporter.layer_started(name, "unpacking")
             self.started[name] = time.monotonic()
             progress = functools.partial(self.reporter.bytes, name)
-            _stage(self.source, record, layer, progress)
+            _stage(self.source, record, layer, self.trusted.get(name), progress)
+            crash_point("deploy-unpacked")
             fingerprint = _fingerprint(self.source, record)
             write_json(
                 layer / DEPLOY_RECORD, {"fingerprint": fingerprint, "source": str(self.source)}
@@ -182,16 +290,17 @@ def _stage(
     source: Path,
     record: dict[str, Any],
     layer: Path,
+    sha256: str | None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> None:
-    """Unpack (verifying the hash) or copy one layer into its staging directory ``layer``."""
+    """Unpack (verifying the trusted ``sha256``) or copy one layer into its staging directory."""
     name = record["install_target"]
     if record.get("archive_name"):
         safe_extract(
             source / record["archive_name"],
             layer.parent,
             layer,
-            expected_sha256=record.get("archive_hashes", {}).get("sha256"),
+            expected_sha256=sha256,
             expected_top=name,
             strip_top=True,
             on_progress=on_progress,
@@ -222,14 +331,26 @@ def _runtime_python(record: dict[str, Any], staged: dict[str, Path], target: Pat
 
 
 def relink(target: Path, reporter: Reporter | None = None) -> list[str]:
-    """Re-run every layer's post-install step in place (after the deployment was moved)."""
+    """Re-run every layer's post-install step in place (after the deployment was moved).
+
+    Takes the deployment's lock, so it never runs while a deploy swaps layers in.
+    """
     reporter = reporter or Reporter()
     target = target.absolute()
     records = read_source(target)
+    waiting = f"waiting for another deploy to {target} to finish"
+    try:
+        with exclusive(target / DEPLOY_LOCK, lambda: reporter.note(waiting)):
+            return _relink_locked(target, records, reporter)
+    except OSError as exc:
+        raise KernelstacksError(f"relink {target}: {exc}") from None
+
+
+def _relink_locked(target: Path, records: list[dict[str, Any]], reporter: Reporter) -> list[str]:
     done = []
     for record in records:
         layer = target / record["install_target"]
-        if not (layer / POSTINSTALL).is_file():
+        if postinstall_script(layer) is None:
             raise KernelstacksError(f"{layer} is not a deployed kernelstacks layer")
         runtime = target / (record.get("runtime_layer") or record["install_target"])
         run_postinstall(runtime / "bin" / "python3", layer, layer)

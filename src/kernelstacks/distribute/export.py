@@ -26,7 +26,11 @@ from kernelstacks.distribute.layout import (
     runpath_replacements,
 )
 from kernelstacks.distribute.metadata import json_bytes, published_record, write_summary
-from kernelstacks.distribute.relocation import POSTINSTALL, current_postinstall, run_postinstall
+from kernelstacks.distribute.relocation import (
+    ROOT_POSTINSTALL,
+    current_postinstall,
+    run_postinstall,
+)
 from kernelstacks.spec.fields import Kind
 from kernelstacks.spec.model import StackSpec
 
@@ -87,7 +91,10 @@ def _stage_copy(item: LayerOut, build_dir: Path, output_dir: Path, names: dict[s
                 continue
             _copy_entry(item.source / rel, staged / rel, str(rel), rewrite, patched)
     meta = deployed_layer_metadata(item, names)
-    for rel, data in ((LAYER_METADATA, json_bytes(meta)), (POSTINSTALL, current_postinstall())):
+    for rel, data in (
+        (LAYER_METADATA, json_bytes(meta)),
+        (ROOT_POSTINSTALL, current_postinstall()),
+    ):
         (staged / rel).unlink(missing_ok=True)
         (staged / rel).write_bytes(data)
     return staged

@@ -21,6 +21,7 @@ from kernelstacks._support.errors import KernelstacksError
 from kernelstacks._support.host import current_platform
 from kernelstacks.build.elf import read_elf_dynamic, set_search_path
 from kernelstacks.build.state import read_state
+from kernelstacks.distribute.relocation import ROOT_POSTINSTALL
 from kernelstacks.lock.metadata import read_meta
 from kernelstacks.spec.model import LayerSpec, StackSpec
 from kernelstacks_kernel import contract
@@ -147,10 +148,37 @@ def _rename_in_runpath(entry: str, renamed: dict[str, str]) -> str:
     )
 
 
+#: Left out of archives and exports, as venvstacks leaves them out: what names the build machine's
+#: paths (``pyvenv.cfg``, which the post-install step writes where the layer lands; venv's
+#: activate scripts, which venvstacks drops), the build copy of the post-install step (it moves
+#: to the layer root) and the build record.
+_LEFT_OUT = frozenset(
+    {
+        "pyvenv.cfg",
+        "bin/activate",
+        "bin/activate.csh",
+        "bin/activate.fish",
+        "bin/Activate.ps1",
+        str(STATE_FILE),
+        contract.POSTINSTALL,
+        ROOT_POSTINSTALL.as_posix(),
+    }
+)
+
+
 def exclude_from_output(member: str) -> bool:
-    """Bytecode is rebuilt where the layer lands (its paths are baked into .pyc files)."""
+    """What a published or exported layer leaves out (see ``_LEFT_OUT``).
+
+    Bytecode is rebuilt where the layer lands (its paths are baked into .pyc files); hidden files
+    at the top (a build's ``.lock``) are the builder's own, as venvstacks' export assumes.
+    """
     parts = PurePosixPath(member).parts
-    return "__pycache__" in parts or member.endswith(".pyc") or str(STATE_FILE) in member
+    return (
+        "__pycache__" in parts
+        or member.endswith(".pyc")
+        or member in _LEFT_OUT
+        or (len(parts) == 1 and member.startswith("."))
+    )
 
 
 @dataclass

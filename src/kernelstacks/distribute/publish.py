@@ -1,5 +1,5 @@
 """``kernelstacks publish``: one reproducible archive per built layer, named by deploy name,
-plus venvstacks-compatible metadata in ``__venvstacks__/<platform>/``.
+plus venvstacks-compatible metadata in ``__venvstacks__/``.
 
 Layers are archived ``jobs`` at a time, and every layer's tar stream is compressed in
 independent chunks on one pool with a thread per core (:mod:`~kernelstacks.distribute.
@@ -37,11 +37,12 @@ from kernelstacks.distribute.layout import (
 )
 from kernelstacks.distribute.metadata import (
     json_bytes,
+    platform_tag,
     previous_record,
     published_record,
     write_summary,
 )
-from kernelstacks.distribute.relocation import POSTINSTALL, current_postinstall
+from kernelstacks.distribute.relocation import ROOT_POSTINSTALL, current_postinstall
 from kernelstacks.spec.model import StackSpec
 
 
@@ -117,9 +118,19 @@ def _publish_locked(
     for item, (state, record) in zip(items, results, strict=True):
         summary.states[item.layer.build_name] = state
         summary.records.append(record)
-    write_summary(output_dir, summary.records)
+    write_summary(output_dir, summary.records, platform_tag(tag_outputs))
     reporter.done(summary.as_dict())
     return summary
+
+
+#: What a publish adds to a layer's metadata about its archive.
+_ARCHIVE_FIELDS = (
+    "archive_build",
+    "archive_name",
+    "target_platform",
+    "archive_size",
+    "archive_hashes",
+)
 
 
 @dataclass(frozen=True)
@@ -155,8 +166,10 @@ def _publish_one(
     name = item.layer.build_name
     reporter.layer_started(name, "archiving")
     record = published_record(item, stack, names)
-    previous = previous_record(output_dir, item.deploy_name)
-    build_no = int(previous.get("archive_build", 0) or 0)
+    previous = previous_record(output_dir, item.layer.build_name, platform_tag(tag_outputs))
+    same_lock = previous.get("lock_version", 0) == record["lock_version"]
+    # venvstacks: the archive build number counts rebuilds of one lock version
+    build_no = int(previous.get("archive_build", 0) or 0) if same_lock else 0
     same_build = (
         previous.get("kernelstacks", {}).get("build_inputs_hash")
         == record["kernelstacks"]["build_inputs_hash"]
@@ -171,11 +184,11 @@ def _publish_one(
         and sha256_hex(old_archive) == old_sha
     ):
         reporter.layer_finished(name, "unchanged", time.monotonic() - t0)
-        return "unchanged", previous
+        # the metadata as this version writes it (an older one may lack fields), same archive
+        return "unchanged", {**record, **{k: previous[k] for k in _ARCHIVE_FIELDS if k in previous}}
     top = item.deploy_name
     replace = {
         LAYER_METADATA.as_posix(): json_bytes(deployed_layer_metadata(item, names)),
-        POSTINSTALL.as_posix(): current_postinstall(),
         **runpath_replacements(item, names),
     }
     build_no += 1
@@ -188,12 +201,13 @@ def _publish_one(
         replace=replace,
         symlinks=link_rewriter(item, build_dir, names),
         exclude=exclude_from_output,
+        add={ROOT_POSTINSTALL.as_posix(): current_postinstall()},
         archive_type=how.fmt.name,
         level=how.level,
         pool=how.pool,
         on_progress=lambda done, total: reporter.bytes(name, done, total),
     )
-    if previous.get("archive_hashes", {}).get("sha256") == info.sha256:
+    if same_lock and previous.get("archive_hashes", {}).get("sha256") == info.sha256:
         build_no -= 1  # same bytes as last time: same build number
         final = output_dir / archive_name(top, tag_outputs, build_no, suffix)
         if final != target:

@@ -71,13 +71,26 @@ def search_dirs(extra_prefixes: list[Path] | None = None) -> list[Path]:
     return list(dict.fromkeys(dirs))
 
 
+def _json_object(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """A JSON object from ``path``, or None and why not (unreadable, garbage, not an object)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return None, f"{path}: unreadable ({exc})"
+    if not isinstance(data, dict):
+        return None, f"{path}: not a JSON object"
+    return data, None
+
+
 def is_ours(directory: Path) -> bool:
     """A spec is ours when it has our record and our metadata marker."""
-    try:
-        spec = json.loads((directory / "kernel.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (directory / RECORD).is_file() and "kernelstacks" in spec.get("metadata", {})
+    spec, _ = _json_object(directory / "kernel.json")
+    metadata = spec.get("metadata") if spec else None
+    return (
+        (directory / RECORD).is_file()
+        and isinstance(metadata, dict)
+        and ("kernelstacks" in metadata)
+    )
 
 
 def find_kernels(extra_prefixes: list[Path] | None = None) -> list[KernelRecord]:
@@ -93,10 +106,14 @@ def find_kernels(extra_prefixes: list[Path] | None = None) -> list[KernelRecord]
             winner = first.setdefault(entry.name, entry)
             if not is_ours(entry):
                 continue
-            spec = json.loads((entry / "kernel.json").read_text(encoding="utf-8"))
-            record = json.loads((entry / RECORD).read_text(encoding="utf-8"))
+            spec, _ = _json_object(entry / "kernel.json")
+            record, problem = _json_object(entry / RECORD)
             hidden = winner if winner != entry else None
-            found.append(KernelRecord(entry.name, entry, spec, record, hidden_by=hidden))
+            kernel = KernelRecord(entry.name, entry, spec or {}, record or {}, hidden_by=hidden)
+            if problem is not None:  # a corrupt record: listed as broken, never a traceback
+                kernel.problems.append(problem)
+                kernel.health = "broken"
+            found.append(kernel)
     return found
 
 
