@@ -200,7 +200,7 @@ def test_concurrent_deploys_are_serialised(stacks: tuple[Path, Path], tmp_path: 
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     first_out, _ = first.communicate(timeout=600)
     assert first.returncode == 0 and second.returncode == 0, first_out + second.stdout
-    assert "waiting for another deploy" in first_out + second.stdout + second.stderr
+    assert "waiting for another kernelstacks" in first_out + second.stdout + second.stderr
     assert app_runs(target, "one") and leftovers(target) == []
 
 

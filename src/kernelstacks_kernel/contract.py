@@ -112,7 +112,8 @@ def lock_record_rel(build: str) -> str:
 
 # -- published and deployed metadata ------------------------------------------------------------
 
-#: Folder of venvstacks' published/exported metadata (``<dir>/<platform>/venvstacks.json``).
+#: Folder of venvstacks' published/exported metadata (``<dir>/__venvstacks__/venvstacks.json``
+#: and ``<dir>/__venvstacks__/env_metadata/<layer>.json``).
 METADATA_DIR = "__venvstacks__"
 
 # -- kernelspecs --------------------------------------------------------------------------------

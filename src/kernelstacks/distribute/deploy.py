@@ -115,8 +115,7 @@ def deploy(
     trusted = _trusted_hashes(records, expect_sha256, reporter)
     try:
         target.mkdir(parents=True, exist_ok=True)
-        waiting = f"waiting for another deploy to {target} to finish"
-        with exclusive(target / DEPLOY_LOCK, lambda: reporter.note(waiting)):
+        with exclusive(target / DEPLOY_LOCK, reporter.note, f"deploying to {target}"):
             return _deploy_locked(source, target, records, trusted, jobs, reporter, replace)
     except OSError as exc:
         raise KernelstacksError(f"deploy to {target}: {exc}") from None
@@ -338,9 +337,8 @@ def relink(target: Path, reporter: Reporter | None = None) -> list[str]:
     reporter = reporter or Reporter()
     target = target.absolute()
     records = read_source(target)
-    waiting = f"waiting for another deploy to {target} to finish"
     try:
-        with exclusive(target / DEPLOY_LOCK, lambda: reporter.note(waiting)):
+        with exclusive(target / DEPLOY_LOCK, reporter.note, f"relinking {target}"):
             return _relink_locked(target, records, reporter)
     except OSError as exc:
         raise KernelstacksError(f"relink {target}: {exc}") from None
