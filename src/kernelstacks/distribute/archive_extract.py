@@ -60,6 +60,12 @@ def _check_staging(archive: Path, staging: Path) -> None:
         raise ArchiveError(archive, f"the staging directory {staging} is not empty")
 
 
+def check_sha256(archive: Path, expected: str) -> None:
+    """Raise :class:`ArchiveError` unless ``archive`` hashes to ``expected`` (read once)."""
+    with open(archive, "rb") as f:
+        _verify_sha256(archive, f, expected)
+
+
 def _verify_sha256(archive: Path, f: BinaryIO, expected: str) -> None:
     """Hash the very file object we then extract from: no swap between check and use."""
     actual = hashlib.file_digest(f, "sha256").hexdigest()  # type: ignore[arg-type]

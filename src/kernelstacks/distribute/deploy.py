@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from kernelstacks._support.swap import (
     remove_tree,
     replace_all,
 )
-from kernelstacks.distribute.archive_extract import safe_extract
+from kernelstacks.distribute.archive_extract import check_sha256, safe_extract
 from kernelstacks.distribute.relocation import postinstall_script, run_postinstall
 from kernelstacks.distribute.sources import (
     METADATA_DIR,
@@ -170,6 +171,7 @@ def _deploy_locked(
     reporter.start("deploy", [r["install_target"] for r in records])
     try:
         run.plan(records, force=bool(leaving) or replace)
+        run.check_hashes()
         outcomes = run_in_order(run.tasks(), run.deps, run.work, jobs=jobs or os.cpu_count() or 1)
         failed = [o.error for o in outcomes.values() if o.error is not None]
         if failed:
@@ -258,13 +260,30 @@ class _DeployRun:
         """``unpack:<layer>`` and ``post:<layer>`` for every layer to deploy."""
         return [f"{step}:{name}" for name in self.staged for step in ("unpack", "post")]
 
+    def check_hashes(self) -> None:
+        """Every archive to unpack against its trusted hash, before any is unpacked.
+
+        So no post-install (code from an archive) ever runs while another archive of the set is
+        still unchecked, and unpacking and post-installs can then overlap freely. Hashing
+        releases the GIL: archives are hashed in parallel. Each extraction hashes its archive
+        again from the very file object it reads, so a file swapped meanwhile is still caught.
+        """
+        checks = [
+            (self.source / record["archive_name"], self.trusted[name])
+            for name, record in self.records.items()
+            if record.get("archive_name") and self.trusted.get(name)
+        ]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(lambda check: check_sha256(*check), checks))
+
     def deps(self, task: str) -> list[str]:
-        """A post-install (code from an archive) waits until every archive is unpacked, so
-        every archive's hash was checked before any of them runs code."""
-        step, _, _name = task.partition(":")
+        """A post-install needs its layer and its runtime unpacked (a staged runtime's python);
+        every archive's hash was checked before any unpacking (:meth:`check_hashes`)."""
+        step, _, name = task.partition(":")
         if step == "unpack":
             return []
-        return [f"unpack:{name}" for name in self.staged]
+        runtime = self.records[name].get("runtime_layer") or name
+        return [f"unpack:{name}"] + ([f"unpack:{runtime}"] if runtime in self.staged else [])
 
     def work(self, task: str) -> None:
         step, _, name = task.partition(":")
