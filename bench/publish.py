@@ -133,6 +133,33 @@ def raw_untar(archives: list[Path], dest: Path, flag: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def compile_all(folder: Path) -> float:
+    """``python -m compileall -j 0`` of what ``tar -x`` unpacked: the bytecode a deploy compiles.
+
+    Unpacking plus this is the floor for a deploy that leaves runnable layers, since archives
+    carry no bytecode (venvstacks' do not either: it embeds build paths).
+    """
+    t0 = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "ignore",
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            str(folder),
+        ],
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     """Build, then measure everything in one run, then write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -173,6 +200,7 @@ def main() -> None:
         untar = base / f"untar-{fmt}"
         shutil.rmtree(untar, ignore_errors=True)
         t[f"tar -x {fmt}"] = raw_untar(archives, untar, flag)
+        t[f"compileall {fmt}"] = compile_all(untar)
     if args.venvstacks:
         vs_out = base / "published-venvstacks"
         t["venvstacks publish"] = run(
@@ -213,6 +241,12 @@ def report(t: dict[str, float], sizes: dict[str, int], layers: list[str], two: b
         f"{'met' if dep_xz <= 2.5 else 'NOT met'} |",
         f"| `deploy` (tar.zst) | {t['deploy tar.zst']:.1f} s | `tar --zstd -xf`: "
         f"{t['tar -x tar.zst']:.1f} s | {dep_zst:.2f}x | |",
+        *(
+            f"| `deploy` ({fmt}) | {t[f'deploy {fmt}']:.1f} s | `tar -x` then `compileall -j 0`: "
+            f"{t[f'tar -x {fmt}'] + t[f'compileall {fmt}']:.1f} s | "
+            f"{t[f'deploy {fmt}'] / (t[f'tar -x {fmt}'] + t[f'compileall {fmt}']):.2f}x | |"
+            for fmt in ("tar.xz", "tar.zst")
+        ),
     ]
     if "venvstacks publish" in t:
         ratio = t["venvstacks publish"] / t["publish tar.xz"]

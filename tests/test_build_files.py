@@ -78,14 +78,27 @@ def test_postinstall_replaces_only_what_venv_wrote(tmp_path: Path) -> None:
     layer.mkdir()
     cfg = layer / "pyvenv.cfg"
     cfg.write_text("home = /old/bin\nversion = 3.10.4\n")
-    postinstall._fix_pyvenv_cfg(layer, Path("/new/rt/bin/python3"))
+    postinstall._fix_pyvenv_cfg(layer, Path("/new/rt/bin/python3"), "3.10.4")
     assert cfg.read_text() == "home = /new/rt/bin\nversion = 3.10.4\n"
     cfg.write_text(VENV_CFG)
-    postinstall._fix_pyvenv_cfg(layer, Path("/new/rt/bin/python3"))
+    postinstall._fix_pyvenv_cfg(layer, Path("/new/rt/bin/python3"), "3.10.4")
     settings = read_pyvenv_cfg(cfg)
     assert settings["home"] == "/new/rt/bin"
     assert settings["executable"] == "/new/rt/bin/python3"
     assert "command" not in settings
+
+
+def test_postinstall_writes_pyvenv_cfg_when_the_archive_has_none(tmp_path: Path) -> None:
+    """Published archives leave ``pyvenv.cfg`` out (it names build paths), as venvstacks does."""
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    postinstall._fix_pyvenv_cfg(layer, Path("/new/rt/bin/python3"), "3.12.1")
+    assert read_pyvenv_cfg(layer / "pyvenv.cfg") == {
+        "home": "/new/rt/bin",
+        "include-system-site-packages": "false",
+        "version": "3.12.1",
+        "executable": "/new/rt/bin/python3",
+    }
 
 
 def test_postinstall_runs_without_kernelstacks(tmp_path: Path) -> None:

@@ -238,7 +238,11 @@ def deploy(
     kernels: Annotated[bool, typer.Option("--kernels", help="Register the kernels.")] = False,
     expect_sha256: Annotated[
         Path | None,
-        typer.Option("--expect-sha256", help="Archive hashes you trust (sha256sum format)."),
+        typer.Option(
+            "--expect-sha256",
+            metavar="FILE",
+            help="Archive hashes you trust (sha256sum format), from another channel.",
+        ),
     ] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace a deployment of another stack.")
