@@ -137,13 +137,16 @@ from pathlib import Path
 from kernelstacks._support.swap import new_staging_dir, replace_all
 
 folder = Path(sys.argv[1])
-pairs = []
+pairs, remove = [], []
 for name in sys.argv[2:]:
+    if name.startswith("-"):  # "-fw": fw is removed in the same transaction
+        remove.append(folder / name[1:])
+        continue
     staged = new_staging_dir(folder / name)
     (staged / "lib").mkdir()
     (staged / "marker").write_text("new-" + name)
     pairs.append((staged, folder / name))
-replace_all(pairs, folder / ".j~swap.json")
+replace_all(pairs, folder / ".j~swap.json", remove=remove)
 """
 
 
@@ -175,6 +178,28 @@ def test_kill_at_every_step_is_all_or_nothing(tmp_path: Path, crash_at: str) -> 
         assert outcome == "rolled back"
         assert seen == old
     assert hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("crash_at", CRASH_POINTS)
+def test_a_removal_in_the_transaction_is_all_or_nothing(tmp_path: Path, crash_at: str) -> None:
+    """A deployment replaced by another stack's: one layer replaced, one removed, one added."""
+    fake_layer(tmp_path / "rt", "old-rt")
+    fake_layer(tmp_path / "extra", "old-extra")
+    code = _run_child(tmp_path, ["rt", "-extra", "app"], crash_at)
+    assert code == -signal.SIGKILL
+    outcome = recover(tmp_path / ".j~swap.json")
+    if crash_at == "swap-committed":
+        assert outcome == "completed"
+        assert visible(tmp_path) == {"rt": "new-rt", "app": "new-app"}
+    else:
+        assert outcome == "rolled back"
+        assert visible(tmp_path) == {"rt": "old-rt", "extra": "old-extra"}
+    assert hidden(tmp_path) == []
+    assert _run_child(tmp_path, ["rt", "-extra"], None) == 0
+    assert visible(tmp_path) == {
+        "rt": "new-rt",
+        **({"app": "new-app"} if outcome == "completed" else {}),
+    }
 
 
 def test_a_later_swap_recovers_first(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ How a transaction works:
 
 1. Recover whatever an earlier, interrupted transaction with the same journal left.
 2. Write the journal (durably): the entries, state ``prepared``.
-3. Per entry: rename the current directory to ``.<name>~old-<stamp>``, rename the staged one in.
+3. Per entry: rename the current directory to ``.<name>~old-<stamp>``, rename the staged one in
+   (an entry with no staged directory removes its final one: moved aside only).
 4. Write the journal again, state ``committed`` (the commit point).
 5. Delete the old directories (renamed to ``~trash-`` first, so a half-deleted directory can never
    be mistaken for a whole one), then the journal.
@@ -78,15 +79,24 @@ def swap_in(staged: Path, final: Path, *, sync: bool = True) -> None:
     replace_all([(Path(staged), Path(final))], journal_for(final), sync=sync)
 
 
-def replace_all(pairs: Sequence[tuple[Path, Path]], journal: Path, *, sync: bool = True) -> None:
+def replace_all(
+    pairs: Sequence[tuple[Path, Path]],
+    journal: Path,
+    *,
+    remove: Sequence[Path] = (),
+    sync: bool = True,
+) -> None:
     """Replace every ``final`` with its ``staged`` directory as one all-or-nothing transaction.
 
+    Directories in ``remove`` go in the same transaction (a deployment replaced by another
+    stack's loses the layers the new stack lacks: a kill never leaves them half there).
     ``sync`` flushes file data first, so a power loss cannot leave a renamed directory with
     empty files.
     """
     journal = Path(journal)
     recover(journal)
     entries = [_entry(journal.parent, Path(s), Path(f)) for s, f in pairs]
+    entries += [_removal(journal.parent, Path(f)) for f in remove if os.path.lexists(f)]
     if not entries:
         return
     if sync:
@@ -112,14 +122,22 @@ def _entry(folder: Path, staged: Path, final: Path) -> dict[str, str | None]:
     return {"final": final.name, "staged": staged.name, "old": old}
 
 
+def _removal(folder: Path, final: Path) -> dict[str, str | None]:
+    """Journal entry that removes ``final`` (a plain name inside ``folder``): aside, no staged."""
+    if final.parent.resolve() != folder.resolve() or final.name in ("", ".", ".."):
+        raise SwapError(f"{final} must be directly inside {folder} to be removed atomically")
+    return {"final": final.name, "staged": None, "old": f".{final.name}{_OLD}{_stamp()}"}
+
+
 def _apply(folder: Path, entry: dict[str, str | None]) -> None:
-    """Step 3 for one entry: current aside (if any), staged in."""
+    """Step 3 for one entry: current aside (if any), staged in (if any)."""
     final = folder / str(entry["final"])
     if entry["old"] is not None:
         os.rename(final, folder / entry["old"])
         crash_point("swap-moved-aside")
-    os.rename(folder / str(entry["staged"]), final)
-    crash_point("swap-moved-in")
+    if entry["staged"] is not None:
+        os.rename(folder / entry["staged"], final)
+        crash_point("swap-moved-in")
 
 
 def _finish(journal: Path, entries: list[dict[str, str | None]]) -> None:
@@ -166,7 +184,7 @@ def _checked(journal: Path, entry: object) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for key in ("final", "staged", "old"):
         value = entry.get(key)
-        if value is None and key == "old":
+        if value is None and key in ("old", "staged"):
             out[key] = None
             continue
         if not isinstance(value, str) or not value or "/" in value or value in (".", ".."):
@@ -178,15 +196,20 @@ def _checked(journal: Path, entry: object) -> dict[str, str | None]:
 def _roll_back(folder: Path, entry: dict[str, str | None]) -> None:
     """Put one final directory back to what it was before the transaction."""
     final = folder / str(entry["final"])
-    staged = folder / str(entry["staged"])
+    staged = folder / entry["staged"] if entry["staged"] else None
     old = folder / entry["old"] if entry["old"] else None
     if old is not None and os.path.lexists(old):
         if os.path.lexists(final):  # the new one had been moved in
             discard(final)
         os.rename(old, final)
-    elif old is None and os.path.lexists(final) and not os.path.lexists(staged):
+    elif (
+        old is None
+        and staged is not None
+        and os.path.lexists(final)
+        and not os.path.lexists(staged)
+    ):
         discard(final)  # there was nothing before: the new one goes
-    if os.path.lexists(staged):
+    if staged is not None and os.path.lexists(staged):
         discard(staged)
 
 

@@ -28,7 +28,6 @@ from kernelstacks._support.scheduler import run_in_order
 from kernelstacks._support.swap import (
     clean_leftovers,
     crash_point,
-    discard,
     new_staging_dir,
     recover,
     remove_tree,
@@ -178,13 +177,12 @@ def _deploy_locked(
             raise failed[0]
         crash_point("deploy-staged")
         pairs = [(layer, target / name) for name, layer in run.staged.items()]
-        replace_all(pairs, target / SWAP_JOURNAL)
+        gone = [target / name for name in leaving]
+        replace_all(pairs, target / SWAP_JOURNAL, remove=gone)
     except BaseException:
         for layer in run.staged.values():
             remove_tree(layer)
         raise
-    for name in leaving:
-        discard(target / name)
     for name in run.staged:
         reporter.layer_finished(name, "deployed", time.monotonic() - run.started[name])
     source_summary, _ = read_groups(source)
