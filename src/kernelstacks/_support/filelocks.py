@@ -10,7 +10,6 @@ takes a lock it already holds (``build --lock-if-needed`` locking first) just go
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import threading
@@ -18,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from kernelstacks._support.errors import KernelstacksError
-from kernelstacks._support.paths import ensure_dir
+from kernelstacks._support.paths import ensure_dir, nearest_existing
 from kernelstacks_kernel.contract import STATE_DIR
 
 _held: dict[str, int] = {}  # lock paths this process holds, with a count (re-entry)
@@ -32,7 +31,7 @@ def stack_lock(root: Path) -> Path:
 
 @contextlib.contextmanager
 def exclusive(
-    path: Path, on_wait: Callable[..., None], doing: str = "", *, optional: bool = False
+    path: Path, on_wait: Callable[[str], None], doing: str = "", *, optional: bool = False
 ) -> Iterator[None]:
     """Hold a file lock; if another process holds it, call ``on_wait`` with who and why, then wait.
 
@@ -66,7 +65,7 @@ def exclusive(
         try:
             guard.acquire(timeout=0)
         except Timeout:
-            _tell(on_wait, waiting_message(path))
+            on_wait(waiting_message(path))
             guard.acquire()
     except OSError as exc:
         raise KernelstacksError(
@@ -97,27 +96,9 @@ def waiting_message(path: Path) -> str:
     return f"waiting for another kernelstacks (pid {pid}) {doing} ..."
 
 
-def _tell(on_wait: Callable[..., None], message: str) -> None:
-    """Give ``on_wait`` the waiting message; a callback taking no argument is just called.
-
-    The message is the point of this module (every waiter says the same thing), so callbacks
-    should take it; a no-argument callback (written before the message existed) still works.
-    """
-    try:
-        takes_nothing = not inspect.signature(on_wait).parameters
-    except (TypeError, ValueError):
-        takes_nothing = False
-    if takes_nothing:
-        on_wait()
-    else:
-        on_wait(message)
-
-
 def _can_create(path: Path) -> bool:
     """Whether the lock file exists or could be made (its nearest existing folder is writable)."""
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = nearest_existing(path)
     return os.access(probe, os.W_OK) and not _read_only_fs(probe)
 
 

@@ -27,17 +27,23 @@ class OutsideError(KernelstacksError):
     """A path we were about to write lies outside the directory it belongs in."""
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists: where a path still to be made will live
+    (same file system, same permissions to create it)."""
+    probe = Path(os.path.abspath(path))
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
 def max_name_bytes(directory: Path) -> int:
     """The longest layer name (in UTF-8 bytes) whose derived file names fit ``directory``'s FS.
 
     The directory need not exist yet (``_build`` before the first build): the nearest existing
     ancestor is asked, since a new directory lives on the same file system.
     """
-    probe = Path(os.path.abspath(directory))
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
     try:
-        limit = os.pathconf(probe, "PC_NAME_MAX")
+        limit = os.pathconf(nearest_existing(directory), "PC_NAME_MAX")
     except (OSError, ValueError, AttributeError):
         limit = _DEFAULT_NAME_MAX
     if limit <= 0:
