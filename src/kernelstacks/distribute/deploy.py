@@ -22,7 +22,6 @@ from typing import Any
 from kernelstacks._support.atomic import read_json, write_json
 from kernelstacks._support.errors import KernelstacksError
 from kernelstacks._support.filelocks import exclusive
-from kernelstacks._support.host import current_platform
 from kernelstacks._support.progress import Reporter
 from kernelstacks._support.scheduler import run_in_order
 from kernelstacks._support.swap import (
@@ -36,12 +35,13 @@ from kernelstacks._support.swap import (
 from kernelstacks.distribute.archive_extract import check_sha256, safe_extract
 from kernelstacks.distribute.relocation import postinstall_script, run_postinstall
 from kernelstacks.distribute.sources import (
-    METADATA_DIR,
+    legacy_metadata_dir,
     read_expected_sha256,
     read_groups,
     read_source,
     stack_identity,
     summary_file,
+    summary_path,
 )
 from kernelstacks_kernel import contract
 
@@ -110,13 +110,15 @@ def deploy(
     """
     reporter = reporter or Reporter()
     source, target = source.absolute(), target.absolute()
-    _, groups = read_groups(source)
+    source_summary, groups = read_groups(source)
     records = [r for kind_records in groups.values() for r in kind_records]
     trusted = _trusted_hashes(records, expect_sha256, reporter)
     try:
         target.mkdir(parents=True, exist_ok=True)
         with exclusive(target / DEPLOY_LOCK, reporter.note, f"deploying to {target}"):
-            return _deploy_locked(source, target, records, trusted, jobs, reporter, replace)
+            return _deploy_locked(
+                source, target, (source_summary, records), trusted, jobs, reporter, replace
+            )
     except OSError as exc:
         raise KernelstacksError(f"deploy to {target}: {exc}") from None
 
@@ -156,13 +158,18 @@ def _trusted_hashes(
 def _deploy_locked(
     source: Path,
     target: Path,
-    records: list[dict[str, Any]],
+    metadata: tuple[Path, list[dict[str, Any]]],
     trusted: dict[str, str],
     jobs: int | None,
     reporter: Reporter,
     replace: bool,
 ) -> DeploySummary:
-    """Deploy while holding the target's lock: recover, check the stack, stage, swap."""
+    """Deploy while holding the target's lock: recover, check the stack, stage, swap.
+
+    ``metadata`` is the source's summary file and its checked records (read once, by
+    :func:`deploy`); the summary is copied into the target once every layer is in place.
+    """
+    source_summary, records = metadata
     recover(target / SWAP_JOURNAL)
     clean_leftovers(target)
     leaving = _check_same_stack(target, records, replace)
@@ -185,9 +192,8 @@ def _deploy_locked(
         raise
     for name in run.staged:
         reporter.layer_finished(name, "deployed", time.monotonic() - run.started[name])
-    source_summary, _ = read_groups(source)
-    write_json(target / METADATA_DIR / "venvstacks.json", read_json(source_summary))
-    legacy = target / METADATA_DIR / current_platform()
+    write_json(summary_path(target), read_json(source_summary))
+    legacy = legacy_metadata_dir(target)
     if legacy.is_dir():  # an older kernelstacks' summary: never read instead of this one
         remove_tree(legacy)
     reporter.done(run.summary.as_dict())

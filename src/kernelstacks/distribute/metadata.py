@@ -8,29 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from kernelstacks._support.atomic import json_text, read_json, write_json
-from kernelstacks._support.host import current_platform
 from kernelstacks._support.swap import remove_tree
 from kernelstacks.build.state import read_state
 from kernelstacks.distribute.layout import LayerOut
+from kernelstacks.distribute.sources import legacy_metadata_dir, metadata_dir, summary_path
 from kernelstacks.lock.source_tree import module_hash
 from kernelstacks.spec.fields import Kind
 from kernelstacks.spec.model import LayerSpec, StackSpec, module_name
-from kernelstacks_kernel import contract
-
-
-def metadata_dir(output_dir: Path) -> Path:
-    """``<output>/__venvstacks__`` (venvstacks 0.8 writes no platform folder)."""
-    return output_dir / contract.METADATA_DIR
-
-
-def platform_tag(tag_outputs: bool) -> str:
-    """``-<platform>`` in metadata file names with ``--tag-outputs``, as venvstacks names them."""
-    return f"-{current_platform()}" if tag_outputs else ""
-
-
-def summary_path(output_dir: Path, tag: str = "") -> Path:
-    """``venvstacks.json`` (``venvstacks-<platform>.json`` with ``--tag-outputs``)."""
-    return metadata_dir(output_dir) / f"venvstacks{tag}.json"
 
 
 def record_path(output_dir: Path, layer_name: str, tag: str = "") -> Path:
@@ -65,7 +49,7 @@ def write_summary(output_dir: Path, records: list[dict[str, Any]], tag: str = ""
     for record in records:
         write_json(record_path(output_dir, record["layer_name"], tag), record)
     write_json(summary_path(output_dir, tag), {"layers": groups})
-    legacy = metadata_dir(output_dir) / current_platform()
+    legacy = legacy_metadata_dir(output_dir)
     if legacy.is_dir():
         remove_tree(legacy)
 

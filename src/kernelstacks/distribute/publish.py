@@ -37,12 +37,12 @@ from kernelstacks.distribute.layout import (
 )
 from kernelstacks.distribute.metadata import (
     json_bytes,
-    platform_tag,
     previous_record,
     published_record,
     write_summary,
 )
 from kernelstacks.distribute.relocation import ROOT_POSTINSTALL, current_postinstall
+from kernelstacks.distribute.sources import platform_tag
 from kernelstacks.spec.model import StackSpec
 
 

@@ -29,19 +29,38 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NAME_MAX = 255
 
 
+def metadata_dir(output_dir: Path) -> Path:
+    """``<output>/__venvstacks__`` (venvstacks 0.8 writes no platform folder)."""
+    return output_dir / METADATA_DIR
+
+
+def platform_tag(tag_outputs: bool) -> str:
+    """``-<platform>`` in metadata file names with ``--tag-outputs``, as venvstacks names them."""
+    return f"-{current_platform()}" if tag_outputs else ""
+
+
+def summary_path(output_dir: Path, tag: str = "") -> Path:
+    """``venvstacks.json`` (``venvstacks-<platform>.json`` with ``--tag-outputs``)."""
+    return metadata_dir(output_dir) / f"venvstacks{tag}.json"
+
+
+def legacy_metadata_dir(output_dir: Path) -> Path:
+    """``__venvstacks__/<platform>/``: where kernelstacks wrote metadata before venvstacks 0.8's
+    layout (still read; removed when newer metadata is written)."""
+    return metadata_dir(output_dir) / current_platform()
+
+
 def summary_file(source: Path) -> Path:
     """The stack summary of a publish output, export or deployment (ours or venvstacks')."""
-    folder = source / METADATA_DIR
-    platform = current_platform()
     for candidate in (
-        folder / f"venvstacks-{platform}.json",
-        folder / "venvstacks.json",
-        folder / platform / "venvstacks.json",  # written by kernelstacks before venvstacks 0.8's
+        summary_path(source, platform_tag(True)),
+        summary_path(source),
+        legacy_metadata_dir(source) / "venvstacks.json",
     ):
         if candidate.is_file():
             return candidate
     raise KernelstacksError(
-        f"{source} is not a publish, export or deploy directory (no {folder}/venvstacks.json)"
+        f"{source} is not a publish, export or deploy directory (no {summary_path(source)})"
     )
 
 
