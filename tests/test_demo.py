@@ -97,12 +97,13 @@ def test_write_demo_writes_missing_files_keeps_edits_and_resets_with_backups(
 
 def test_write_demo_updates_a_file_it_wrote_that_the_user_left_alone(tmp_path: Path) -> None:
     """An older kernelstacks (or another Python X.Y) wrote a different demo spec: not an edit."""
-    from kernelstacks.cli.demo import RECORD, digest
+    from kernelstacks._support.hashing import sha256_text
+    from kernelstacks.cli.demo import RECORD
 
     spec = tmp_path / "venvstacks.toml"
     old = demo_files()["venvstacks.toml"].replace("numpy", "numpy<2")
     spec.write_text(old)
-    (tmp_path / RECORD).write_text(json.dumps({"written": {"venvstacks.toml": digest(old)}}))
+    (tmp_path / RECORD).write_text(json.dumps({"written": {"venvstacks.toml": sha256_text(old)}}))
     done = write_demo(tmp_path)
     assert done.updated == [spec] and done.kept == [] and done.backups == []
     assert spec.read_text() == demo_files()["venvstacks.toml"]

@@ -10,7 +10,6 @@ files back, after keeping a timestamped backup of each edited one.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import shutil
@@ -25,6 +24,7 @@ import typer
 
 from kernelstacks._support import atomic
 from kernelstacks._support.errors import KernelstacksError
+from kernelstacks._support.hashing import sha256_text
 from kernelstacks.cli.options import JobsOpt, PrefixOpt, RuntimeSourceOpt, SysPrefixOpt, UserOpt
 from kernelstacks.cli.output import console, make_reporter, report_error, scope_of
 from kernelstacks.cli.stack import BuildRun, run_app, run_build
@@ -83,11 +83,6 @@ def backup_path(path: Path) -> Path:
     return candidate
 
 
-def digest(text: str) -> str:
-    """sha256 of a file's text, as kept in the record."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def write_demo(directory: Path | None, reset: bool = False) -> DemoFiles:
     """Write the embedded demo into ``directory``, keeping whatever the user changed there.
 
@@ -106,9 +101,9 @@ def write_demo(directory: Path | None, reset: bool = False) -> DemoFiles:
             if path.exists():
                 current = path.read_text(encoding="utf-8")
                 if current == text:
-                    written[relative] = digest(text)
+                    written[relative] = sha256_text(text)
                     continue
-                if written.get(relative) == digest(current):
+                if written.get(relative) == sha256_text(current):
                     done.updated.append(path)
                 elif not reset:
                     done.kept.append(path)
@@ -118,7 +113,7 @@ def write_demo(directory: Path | None, reset: bool = False) -> DemoFiles:
                     atomic.write_text(backup, current)
                     done.backups.append(backup)
             atomic.write_text(path, text)
-            written[relative] = digest(text)
+            written[relative] = sha256_text(text)
         atomic.write_json(target / RECORD, {"written": written})
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise KernelstacksError(f"cannot write the demo stack to {target}: {exc}") from exc

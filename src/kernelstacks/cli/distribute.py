@@ -34,7 +34,7 @@ from kernelstacks.cli.output import (
     console,
     load_stack,
     make_reporter,
-    print_archive_sizes,
+    print_published,
     print_summary,
     report_error,
     reporting,
@@ -82,7 +82,7 @@ def _output_plan(
     if planned is None:
         return None
     plan, patterns = planned
-    return stack, patterns, {name for name, ops in plan.ops.items() if ops.publish}
+    return stack, patterns, plan.published()
 
 
 def _dry_run(
@@ -170,9 +170,7 @@ def publish(
             only=only,
         )
     if not progress_json:
-        print_summary("publish", summary.states, {})
-        print_archive_sizes(summary.records)
-        console().print(f"archives and metadata are in [bold]{out}[/]")
+        print_published(summary, out)
 
 
 def export(

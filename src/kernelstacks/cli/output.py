@@ -83,6 +83,13 @@ def print_summary(action: str, states: dict[str, str], errors: dict[str, str]) -
     console(stderr=bool(errors)).print(f"[{colour}]{action}:[/] {text or 'nothing to do'}")
 
 
+def print_published(summary: Any, output_dir: Path) -> None:
+    """What ``publish`` and ``build --publish`` end with: counts, each archive's size, where."""
+    print_summary("publish", summary.states, {})
+    print_archive_sizes(summary.records)
+    console().print(f"archives and metadata are in [bold]{output_dir}[/]")
+
+
 def print_archive_sizes(records: list[dict[str, Any]]) -> None:
     """One line per published archive with its size in human units (none with ``-q``)."""
     from rich.markup import escape

@@ -68,6 +68,10 @@ class Plan:
     ops: dict[str, LayerOps]
     unmatched: list[str] = field(default_factory=list)
 
+    def published(self) -> set[str]:
+        """Build names whose archives venvstacks' rules write (publish, build --publish)."""
+        return {name for name, ops in self.ops.items() if ops.publish}
+
 
 def _targets_platform(layer: LayerSpec) -> bool:
     return current_platform() in layer.platforms

@@ -43,7 +43,7 @@ from kernelstacks.cli.output import (
     apply_index_options,
     console,
     load_stack,
-    print_archive_sizes,
+    print_published,
     print_summary,
     report_error,
     reporting,
@@ -261,7 +261,7 @@ def build(
         ok = run_build(stack, patterns, run, reporter, progress_json)
         if ok and publish:
             out = resolve_dir(stack, output_dir, "_artifacts")
-            only = {name for name, ops in plan.ops.items() if ops.publish}
+            only = plan.published()
             publish_built(
                 stack, (patterns, only), target, out, (tag_outputs, clean), jobs, reporter
             )
@@ -274,12 +274,16 @@ def build(
 
 
 def _clean(build_dir: Path, plan: Plan) -> None:
-    """``--clean``: remove the environments of the layers selected for building."""
-    from kernelstacks._support.swap import remove_tree
+    """``--clean``: remove the environments of the layers selected for building.
+
+    Through the swap module's ``discard`` (renamed aside first), so a killed ``--clean`` never
+    leaves a half-deleted layer that looks whole.
+    """
+    from kernelstacks._support.swap import discard
 
     for name, ops in plan.ops.items():
-        if ops.build is True and (build_dir / name).exists():
-            remove_tree(build_dir / name)
+        if ops.build is True:
+            discard(build_dir / name)
 
 
 def publish_built(
@@ -302,9 +306,7 @@ def publish_built(
     )  # fmt: skip
     reporter.close()
     if not isinstance(reporter, JsonReporter):
-        print_summary("publish", summary.states, {})
-        print_archive_sizes(summary.records)
-        console().print(f"archives and metadata are in [bold]{output_dir}[/]")
+        print_published(summary, output_dir)
 
 
 def register_built_kernels(
