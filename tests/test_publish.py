@@ -309,3 +309,39 @@ def test_publish_refuses_a_bad_level_before_work(stack: Path, tmp_path: Path) ->
     assert proc.returncode == 1
     assert "levels are 0-9" in proc.stderr and "Traceback" not in proc.stderr
     assert not list(tmp_path.glob("*.tar.*"))
+
+
+def _missing_pycs(target: Path) -> tuple[list[Path], list[Path]]:
+    """Sources without a pyc: (in test suites, elsewhere) — site-packages and the stdlib."""
+    tests, other = [], []
+    for layer in target.iterdir():
+        for source in layer.glob("lib/python3*/**/*.py"):
+            pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+            if pyc.exists():
+                continue
+            if {"test", "tests"} & set(source.relative_to(layer).parts[:-1]):
+                tests.append(source)
+            elif _is_python(source):  # (files that are not Python get no pyc, as with pip)
+                other.append(source)
+    return tests, other
+
+
+def _is_python(source: Path) -> bool:
+    try:
+        compile(source.read_bytes(), str(source), "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def test_deploy_compiles_all_but_test_suites_unless_asked(published: Path, tmp_path: Path) -> None:
+    target = tmp_path / "deployed"
+    ks("deploy", published, target)
+    tests, other = _missing_pycs(target)
+    assert other == []
+    assert any("tornado/test" in str(p) for p in tests), tests[:5]  # real suites left as source
+    proc = ks("deploy", published, target, "--compile-tests", "--json")
+    assert set(json.loads(proc.stdout.splitlines()[-1])["layers"].values()) == {"deployed"}
+    assert _missing_pycs(target) == ([], [])
+    proc = ks("deploy", published, target, "--compile-tests", "--json")
+    assert set(json.loads(proc.stdout.splitlines()[-1])["layers"].values()) == {"unchanged"}

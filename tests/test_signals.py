@@ -226,3 +226,30 @@ def test_one_waiting_message_for_every_user_of_the_lock(tmp_path: Path) -> None:
     expected = f"waiting for another kernelstacks (pid {holder.pid}) holding it for a test ..."
     assert said == [expected]
     assert not (lock.parent / "x.lock.owner").exists()
+
+
+def test_interrupted_deploy_stops_its_compile_servers_and_keeps_the_old_deployment(
+    locked_stack: Path, tmp_path: Path
+) -> None:
+    """SIGTERM while deploy compiles bytecode (its compile servers running): exit 130, no
+    server left, no staging directory visible, the deployment already there untouched."""
+    build_dir, out, target = tmp_path / "_build", tmp_path / "out", tmp_path / "deployed"
+    ks("build", locked_stack, "--build-dir", build_dir, *python_options(), timeout=600)
+    ks("publish", locked_stack, "--build-dir", build_dir, "-o", out, "--format", "tar.zst")
+    ks("deploy", out, target)
+    before = sorted(p.name for p in target.iterdir())
+    (target / "app-app" / "marker").write_text("the old deployment")
+    proc = _start("deploy", out, target, "--replace")  # --replace: every layer again
+    deadline = time.monotonic() + 120
+    while not [p for p in target.glob(".*/**/__pycache__/*.pyc")]:  # compiling, staged
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr, stderr
+    time.sleep(0.5)
+    assert _processes_mentioning("--compile-server") == []
+    assert sorted(p.name for p in target.iterdir()) == before
+    assert (target / "app-app" / "marker").read_text() == "the old deployment"
+    ks("deploy", out, tmp_path / "again")

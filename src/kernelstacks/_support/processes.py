@@ -157,6 +157,47 @@ def captured(
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
+def start_piped(args: Sequence[str], *, env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """Start a long-lived helper that talks over its stdin/stdout (UTF-8 lines).
+
+    Remembered like every child (:func:`stop_children` ends it on an interruption) until
+    :func:`end_piped`. Its stderr is kept for the message when it stops unexpectedly.
+    """
+    proc = subprocess.Popen(
+        list(args),
+        env=dict(env),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        encoding="utf-8",
+    )
+    with _children_guard:
+        _children.add(proc)
+    return proc
+
+
+def end_piped(proc: subprocess.Popen[str], *, kill: bool = False) -> str:
+    """Close a helper's stdin and wait for it (or end it and its children, with ``kill``);
+    returns the tail of its stderr."""
+    with contextlib.suppress(OSError, ValueError):
+        assert proc.stdin is not None
+        proc.stdin.close()
+    if kill:
+        _stop(proc)
+    else:
+        try:
+            proc.wait(GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            _stop(proc)
+    try:
+        err = proc.stderr.read() if proc.stderr else ""
+    except (OSError, ValueError):
+        err = ""
+    with _children_guard:
+        _children.discard(proc)
+    return tail(err, 3) if err.strip() else ""
+
+
 def stop_children() -> int:
     """SIGTERM every running child and its descendants, SIGKILL what is left after a grace period.
 

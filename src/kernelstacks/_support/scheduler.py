@@ -8,7 +8,7 @@ layers carry on: one broken app must not stop its siblings from building.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -67,8 +67,13 @@ def run_in_order(
     cancel: threading.Event | None = None,
     verb: str = "done",
     tell: Callable[[str], None] | None = None,
+    lanes: Mapping[str, int] | None = None,
 ) -> dict[str, Outcome[T]]:
     """Run ``work(name)`` for every name once its ``deps`` (within ``names``) are done.
+
+    At most ``jobs`` run at once; a name ``<lane>:<rest>`` whose lane is in ``lanes`` also
+    waits while ``lanes[lane]`` of its lane run (a deploy unpacks a few layers at a time while
+    any number of finished ones wait for their bytecode). Ready names start in ``names``' order.
 
     Ctrl-C (or SIGTERM, see :func:`~kernelstacks._support.processes.install_interrupt_handlers`)
     sets ``cancel`` (so running work can give up before committing anything), stops the
@@ -83,7 +88,7 @@ def run_in_order(
     running: dict[Future[T], str] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         try:
-            _drive(order, pending, running, outcomes, pool, work, jobs)
+            _drive(order, pending, running, outcomes, pool, work, _Slots(jobs, lanes or {}))
         except KeyboardInterrupt:
             if cancel is not None:
                 cancel.set()
@@ -100,6 +105,25 @@ def run_in_order(
     return {n: outcomes[n] for n in order}
 
 
+@dataclass
+class _Slots:
+    """How many names may run at once: in all (``jobs``) and per lane."""
+
+    jobs: int
+    lanes: Mapping[str, int]
+
+    def free(self, name: str, running: Iterable[str]) -> bool:
+        """Whether ``name`` may start beside the ``running`` ones."""
+        running = list(running)
+        if len(running) >= max(1, self.jobs):
+            return False
+        lane = name.partition(":")[0]
+        if lane not in self.lanes:
+            return True
+        busy = sum(1 for other in running if other.partition(":")[0] == lane)
+        return busy < max(1, self.lanes[lane])
+
+
 def _drive(
     order: list[str],
     pending: dict[str, set[str]],
@@ -107,7 +131,7 @@ def _drive(
     outcomes: dict[str, Outcome[T]],
     pool: ThreadPoolExecutor,
     work: Callable[[str], T],
-    jobs: int,
+    slots: _Slots,
 ) -> None:
     """The scheduling loop of :func:`run_in_order`."""
     while pending or running:
@@ -116,7 +140,7 @@ def _drive(
             if blockers:
                 outcomes[name] = Outcome(name, blocked_by=blockers[0])
                 del pending[name]
-            elif all(d in outcomes for d in pending[name]) and len(running) < max(1, jobs):
+            elif all(d in outcomes for d in pending[name]) and slots.free(name, running.values()):
                 running[pool.submit(work, name)] = name
                 del pending[name]
         if not running:

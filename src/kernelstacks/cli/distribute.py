@@ -245,6 +245,13 @@ def deploy(
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace a deployment of another stack.")
     ] = False,
+    compile_tests: Annotated[
+        bool,
+        typer.Option(
+            "--compile-tests/--no-compile-tests",
+            help="Compile the bytecode of test suites (folders named test or tests) too.",
+        ),
+    ] = False,
     user: UserOpt = False,
     sys_prefix: SysPrefixOpt = False,
     prefix: PrefixOpt = None,
@@ -268,7 +275,12 @@ def deploy(
             if source is None or target is None:
                 raise KernelstacksError("deploy needs SOURCE and TARGET (or --relink TARGET)")
             summary = run_deploy(
-                source, target, reporter=reporter, expect_sha256=expect_sha256, replace=replace
+                source,
+                target,
+                reporter=reporter,
+                expect_sha256=expect_sha256,
+                replace=replace,
+                compile_tests=compile_tests,
             )
             reporter.close()
             if not json_output:

@@ -2,17 +2,19 @@
 
 Order of work:
 
-1. the sha256 of the archive file, when the caller knows it (cheap: no decompression);
-2. one pass over the decompressed stream (``.tar.xz`` or ``.tar.zst``, told by its magic
+1. one pass over the decompressed stream (``.tar.xz`` or ``.tar.zst``, told by its magic
    number): every member is checked as it comes (plain relative name, one top directory, no
    duplicates, only files/dirs/links, hardlinks to earlier files, real directories as parents)
    and written into the staging directory — regular files with ``O_EXCL|O_NOFOLLOW``;
    **symlinks are only recorded**, so while writing no link exists through which a write could
    leave the staging directory;
-3. the compressor's own integrity check at the end of the stream, then the full member table
-   through :func:`~kernelstacks.distribute.archive_members.check_members` (symlinks that would
-   leave the deployment, parents that are links), and only then the symlinks are created and
-   directory modes applied.
+2. the compressor's own integrity check at the end of the stream, and the sha256 of the very
+   bytes that were decompressed, when the caller knows it (so an archive swapped after a
+   caller's own check is still refused, without reading the file twice), then the full member
+   table through :func:`~kernelstacks.distribute.archive_members.check_members` (symlinks that
+   would leave the deployment, parents that are links), and only then the symlinks are created
+   and directory modes applied. A file that does not even decompress is reported as a sha256
+   mismatch when its hash is wrong too (the likelier cause).
 
 Nothing is written outside the staging directory; on any failure it is left empty again. No code
 from the archive runs here. One decompression pass (instead of a checking pass and a writing
@@ -31,7 +33,7 @@ import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from kernelstacks._support.swap import remove_tree
 from kernelstacks.distribute.archive_members import (
@@ -67,26 +69,43 @@ def check_sha256(archive: Path, expected: str) -> None:
 
 
 def _verify_sha256(archive: Path, f: BinaryIO, expected: str) -> None:
-    """Hash the very file object we then extract from: no swap between check and use."""
+    """Hash a whole archive file from its start."""
+    f.seek(0)
     actual = hashlib.file_digest(f, "sha256").hexdigest()  # type: ignore[arg-type]
+    _compare(archive, actual, expected)
+
+
+def _compare(archive: Path, actual: str, expected: str) -> None:
     if actual != expected.strip().lower():
         raise ArchiveError(
             archive, f"sha256 mismatch: expected {expected}, got {actual} (corrupt or wrong file)"
         )
-    f.seek(0)
+
+
+def _finish_sha256(archive: Path, f: BinaryIO, hasher: Any, expected: str) -> None:
+    """The rest of the file (past what the decompressor read) into ``hasher``, then compare."""
+    while chunk := f.read(_CHUNK):
+        hasher.update(chunk)
+    _compare(archive, hasher.hexdigest(), expected)
 
 
 class _Counting:
-    """Read-through wrapper reporting compressed bytes read (deploy progress per layer)."""
+    """Read-through wrapper reporting compressed bytes read (deploy progress per layer) and
+    hashing them (the archive's sha256, checked at the end of the stream)."""
 
-    def __init__(self, raw: BinaryIO, total: int, on_progress: Progress | None) -> None:
+    def __init__(
+        self, raw: BinaryIO, total: int, on_progress: Progress | None, hasher: Any = None
+    ) -> None:
         self._raw = raw
         self._total = total
         self._done = 0
         self._on_progress = on_progress
+        self._hasher = hasher
 
     def read(self, size: int = -1) -> bytes:
         data = self._raw.read(size)
+        if self._hasher is not None:
+            self._hasher.update(data)
         self._done += len(data)
         if self._on_progress is not None and data:
             self._on_progress(self._done, self._total)
@@ -187,14 +206,16 @@ def _extract_file(tar: tarfile.TarFile, info: tarfile.TarInfo, path: Path) -> No
         os.utime(out.fileno(), ns=_mtime_ns(info))
 
 
-def _decompressed(archive: Path, f: BinaryIO, on_progress: Progress | None) -> IO[bytes]:
+def _decompressed(
+    archive: Path, f: BinaryIO, on_progress: Progress | None, hasher: Any = None
+) -> IO[bytes]:
     """The decompressed stream of ``f``, in the format its first bytes say."""
     fmt = sniff_format(f.read(8))
     f.seek(0)
     if fmt is None:
         raise ArchiveError(archive, "not a .tar.xz or .tar.zst archive (unknown file header)")
     size = os.fstat(f.fileno()).st_size
-    return fmt.reader(_Counting(f, size, on_progress))  # type: ignore[arg-type]
+    return fmt.reader(_Counting(f, size, on_progress, hasher))  # type: ignore[arg-type]
 
 
 def _stream_pass(archive: Path, stream: IO[bytes], state: _Pass) -> None:
@@ -255,11 +276,17 @@ def safe_extract(
     _check_staging(archive, staging)
     before = os.stat(staging)
     state = _Pass(archive, expected_top, _placer(staging, strip_top))
+    hasher = hashlib.sha256() if expected_sha256 is not None else None
     with _opened(archive) as f:
-        if expected_sha256 is not None:
-            _verify_sha256(archive, f, expected_sha256)
         try:
-            _stream_pass(archive, _decompressed(archive, f, on_progress), state)
+            try:
+                _stream_pass(archive, _decompressed(archive, f, on_progress, hasher), state)
+            except ArchiveError:
+                if expected_sha256 is not None:
+                    _verify_sha256(archive, f, expected_sha256)
+                raise
+            if expected_sha256 is not None:
+                _finish_sha256(archive, f, hasher, expected_sha256)
             top = state.finish(dest_root)
         except BaseException:
             _empty(staging, before)

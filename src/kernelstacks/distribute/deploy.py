@@ -1,10 +1,11 @@
 """``kernelstacks deploy``: unpack published archives (or copy an export) into a target.
 
 Every layer is unpacked or copied into a staging directory inside TARGET, relocated for its final
-place by its own post-install step and compiled there; only when every layer is ready are they
-renamed into place. A failure before that leaves TARGET exactly as it was. Layers whose deployed
-copy came from the same archive (or the same build) are left alone, so redeploying after one app
-changed replaces only that app.
+place and compiled there (its bytecode by the runtime's compile servers, which work through each
+layer's files as soon as it is unpacked while other layers still unpack); only when every layer
+is ready are they renamed into place. A failure before that leaves TARGET exactly as it was.
+Layers whose deployed copy came from the same archive (or the same build) are left alone, so
+redeploying after one app changed replaces only that app.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from kernelstacks._support.swap import (
     remove_tree,
     replace_all,
 )
+from kernelstacks.build.postinstall import METADATA, bytecode_files, relocate
 from kernelstacks.distribute.archive_extract import check_sha256, safe_extract
+from kernelstacks.distribute.bytecode_pool import BytecodePool
 from kernelstacks.distribute.relocation import postinstall_script, run_postinstall
 from kernelstacks.distribute.sources import (
     legacy_metadata_dir,
@@ -94,6 +97,7 @@ def deploy(
     reporter: Reporter | None = None,
     expect_sha256: Path | None = None,
     replace: bool = False,
+    compile_tests: bool = False,
 ) -> DeploySummary:
     """Deploy every layer of ``source`` into ``target`` (all or nothing).
 
@@ -106,7 +110,9 @@ def deploy(
     leaves ``target`` as it was (an interrupted swap is rolled back or completed by the next
     deploy, which also removes staging directories a killed deploy left). Deploys to one target
     are serialised by a file lock; a deployment of another stack is replaced only with
-    ``replace`` (its layers are never mixed with this stack's).
+    ``replace`` (its layers are never mixed with this stack's). Test suites' bytecode is
+    compiled only with ``compile_tests`` (see ``postinstall.bytecode_files``); a layer deployed
+    with the other choice counts as changed.
     """
     reporter = reporter or Reporter()
     source, target = source.absolute(), target.absolute()
@@ -117,7 +123,12 @@ def deploy(
         target.mkdir(parents=True, exist_ok=True)
         with exclusive(target / DEPLOY_LOCK, reporter.note, f"deploying to {target}"):
             return _deploy_locked(
-                source, target, (source_summary, records), trusted, jobs, reporter, replace
+                source,
+                target,
+                (source_summary, records),
+                trusted,
+                _Options(jobs or os.cpu_count() or 1, replace, compile_tests),
+                reporter,
             )
     except OSError as exc:
         raise KernelstacksError(f"deploy to {target}: {exc}") from None
@@ -160,9 +171,8 @@ def _deploy_locked(
     target: Path,
     metadata: tuple[Path, list[dict[str, Any]]],
     trusted: dict[str, str],
-    jobs: int | None,
+    options: _Options,
     reporter: Reporter,
-    replace: bool,
 ) -> DeploySummary:
     """Deploy while holding the target's lock: recover, check the stack, stage, swap.
 
@@ -172,13 +182,17 @@ def _deploy_locked(
     source_summary, records = metadata
     recover(target / SWAP_JOURNAL)
     clean_leftovers(target)
-    leaving = _check_same_stack(target, records, replace)
-    run = _DeployRun(source, target, reporter, trusted)
+    leaving = _check_same_stack(target, records, options.replace)
+    run = _DeployRun(source, target, reporter, trusted, options, BytecodePool(options.jobs))
     reporter.start("deploy", [r["install_target"] for r in records])
     try:
-        run.plan(records, force=bool(leaving) or replace)
+        run.plan(records, force=bool(leaving) or options.replace)
         run.check_hashes()
-        outcomes = run_in_order(run.tasks(), run.deps, run.work, jobs=jobs or os.cpu_count() or 1)
+        with run.bytecode:
+            tasks = run.tasks()
+            outcomes = run_in_order(
+                tasks, run.deps, run.work, jobs=len(tasks), lanes={"unpack": options.jobs}
+            )
         failed = [o.error for o in outcomes.values() if o.error is not None]
         if failed:
             raise failed[0]
@@ -228,6 +242,16 @@ def _check_same_stack(target: Path, records: list[dict[str, Any]], replace: bool
     return [r["install_target"] for r in current if r["install_target"] not in keep]
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How to deploy: layers unpacked at once (and compile servers per runtime), whether
+    another stack's deployment may be replaced, whether test suites get bytecode."""
+
+    jobs: int
+    replace: bool
+    compile_tests: bool
+
+
 @dataclass
 class _DeployRun:
     """One deploy: which layers are staged where, and the unpack/post-install tasks."""
@@ -236,6 +260,8 @@ class _DeployRun:
     target: Path
     reporter: Reporter
     trusted: dict[str, str]
+    options: _Options
+    bytecode: BytecodePool
     summary: DeploySummary = field(init=False)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     staged: dict[str, Path] = field(default_factory=dict)
@@ -250,7 +276,7 @@ class _DeployRun:
         for record in records:
             name = record["install_target"]
             self.started[name] = time.monotonic()
-            fingerprint = _fingerprint(self.source, record)
+            fingerprint = self.fingerprint(record)
             same = fingerprint and _deployed_fingerprint(self.target / name) == fingerprint
             if same and not force:
                 self.summary.states[name] = "unchanged"
@@ -260,9 +286,27 @@ class _DeployRun:
             self.staged[name] = new_staging_dir(self.target / name)
             self.summary.states[name] = "deployed"
 
+    def fingerprint(self, record: dict[str, Any]) -> str:
+        """What a deployed copy must have been deployed from (and how) to be left alone."""
+        fingerprint = _fingerprint(self.source, record)
+        return (
+            f"{fingerprint} +tests" if fingerprint and self.options.compile_tests else fingerprint
+        )
+
     def tasks(self) -> list[str]:
-        """``unpack:<layer>`` and ``post:<layer>`` for every layer to deploy."""
-        return [f"{step}:{name}" for name in self.staged for step in ("unpack", "post")]
+        """``unpack:<layer>`` and ``post:<layer>`` for every layer to deploy, in the order they
+        should start when ready: runtimes first (every post-install needs one), then the
+        biggest archives (their bytecode is the most work, so it should start early and the
+        last layer unpacked should be a small one)."""
+
+        def priority(name: str) -> tuple[bool, int]:
+            record = self.records[name]
+            archive = record.get("archive_name")
+            size = (self.source / archive).stat().st_size if archive else 0
+            return ((record.get("runtime_layer") or name) != name, -size)
+
+        order = sorted(self.staged, key=priority)
+        return [f"unpack:{name}" for name in order] + [f"post:{name}" for name in order]
 
     def check_hashes(self) -> None:
         """Every archive to unpack against its trusted hash, before any is unpacked.
@@ -298,14 +342,22 @@ class _DeployRun:
             progress = functools.partial(self.reporter.bytes, name)
             _stage(self.source, record, layer, self.trusted.get(name), progress)
             crash_point("deploy-unpacked")
-            fingerprint = _fingerprint(self.source, record)
+            fingerprint = self.fingerprint(record)
             write_json(
                 layer / DEPLOY_RECORD, {"fingerprint": fingerprint, "source": str(self.source)}
             )
             return
         self.reporter.step(name, "post-install (relocate, compile bytecode)")
         python = _runtime_python(record, self.staged, self.target)
-        run_postinstall(python, layer, self.target / name)
+        if "kernelstacks" not in record:  # venvstacks' own layer: its own step, as it expects
+            run_postinstall(python, layer, self.target / name)
+            return
+        try:
+            relocate(layer, self.target / name)
+            files = bytecode_files(layer, tests=self.options.compile_tests)
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise KernelstacksError(f"{name}: cannot relocate (by {METADATA}): {exc!r}") from None
+        self.bytecode.compile(python, files, name)
 
 
 def _stage(
