@@ -53,10 +53,15 @@ def _write_atomic(path: Path, text: str, *, keep_mode: bool = False) -> None:
     except OSError:
         pass
     mode = stat.S_IMODE(os.stat(path).st_mode) if keep_mode and path.exists() else 0o644
+    _replace_file(path, text.encode("utf-8"), mode)
+
+
+def _replace_file(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to a temporary file beside ``path`` with ``mode``, then rename it over."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -324,20 +329,10 @@ def _write_pyc(pyc: str, data: bytes, mode: int) -> None:
         os.makedirs(os.path.dirname(pyc), exist_ok=True)
         fd = os.open(pyc, flags, mode)
     except FileExistsError:
-        fd = -1
-    if fd >= 0:
-        with open(fd, "wb") as out:
-            out.write(data)
+        _replace_file(Path(pyc), data, mode)
         return
-    tmp = f"{pyc}.{os.getpid()}.tmp"
-    tmp_flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-    with open(os.open(tmp, tmp_flags, mode), "wb") as out:
+    with open(fd, "wb") as out:
         out.write(data)
-    try:
-        os.replace(tmp, pyc)
-    except OSError:
-        os.unlink(tmp)
-        raise
 
 
 def serve_compile(stdin: IO[str], stdout: IO[str]) -> None:

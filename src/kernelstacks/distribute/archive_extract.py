@@ -241,6 +241,22 @@ def _stream_pass(archive: Path, stream: IO[bytes], state: _Pass) -> None:
         raise ArchiveError(archive, "the archive is empty")
 
 
+def _checked_pass(
+    archive: Path, f: BinaryIO, state: _Pass, expected: str | None, on_progress: Progress | None
+) -> None:
+    """The streaming pass, hashing the bytes it decompresses when ``expected`` is known; an
+    archive that does not decompress is a sha256 mismatch first, if its hash is wrong too."""
+    hasher = hashlib.sha256() if expected is not None else None
+    try:
+        _stream_pass(archive, _decompressed(archive, f, on_progress, hasher), state)
+    except ArchiveError:
+        if expected is not None:
+            _verify_sha256(archive, f, expected)
+        raise
+    if expected is not None:
+        _finish_sha256(archive, f, hasher, expected)
+
+
 @contextlib.contextmanager
 def _opened(archive: Path) -> Iterator[BinaryIO]:
     """The archive, opened once: hashed and extracted through the same file object."""
@@ -276,17 +292,9 @@ def safe_extract(
     _check_staging(archive, staging)
     before = os.stat(staging)
     state = _Pass(archive, expected_top, _placer(staging, strip_top))
-    hasher = hashlib.sha256() if expected_sha256 is not None else None
     with _opened(archive) as f:
         try:
-            try:
-                _stream_pass(archive, _decompressed(archive, f, on_progress, hasher), state)
-            except ArchiveError:
-                if expected_sha256 is not None:
-                    _verify_sha256(archive, f, expected_sha256)
-                raise
-            if expected_sha256 is not None:
-                _finish_sha256(archive, f, hasher, expected_sha256)
+            _checked_pass(archive, f, state, expected_sha256, on_progress)
             top = state.finish(dest_root)
         except BaseException:
             _empty(staging, before)

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from kernelstacks._support.errors import KernelstacksError
 from kernelstacks._support.processes import clean_env, end_piped, start_piped
+from kernelstacks.distribute.relocation import CURRENT_POSTINSTALL
 
 #: Files per batch: small enough that the last layer's files spread over every worker, large
 #: enough that a round trip per batch costs nothing next to compiling it.
 BATCH = 16
-POSTINSTALL = Path(__file__).resolve().parent.parent / "build" / "postinstall.py"
 
 
 @dataclass
@@ -67,7 +67,7 @@ class _Runtime:
         self.broken: str | None = None
         self.procs: list[subprocess.Popen[str]] = []
         self.threads: list[threading.Thread] = []
-        cmd = [str(python), "-I", "-S", str(POSTINSTALL), "--compile-server"]
+        cmd = [str(python), "-I", "-S", str(CURRENT_POSTINSTALL), "--compile-server"]
         for _ in range(workers):
             try:
                 proc = start_piped(cmd, env=clean_env(bytecode=True))
@@ -103,13 +103,14 @@ class _Runtime:
         """Stop the servers (at once with ``kill``) and their feeding threads."""
         for _ in self.threads:
             self.batches.put(None)
-        if kill:
+        if kill:  # first, so a feeding thread waiting for a reply sees its server gone
             for proc in self.procs:
                 end_piped(proc, kill=True)
         for thread in self.threads:
             thread.join()
-        for proc in self.procs:
-            end_piped(proc)
+        if not kill:
+            for proc in self.procs:
+                end_piped(proc)
 
 
 def _ask(proc: subprocess.Popen[str], files: list[str]) -> list[str] | None:

@@ -74,7 +74,7 @@ class DeploySummary:
         }
 
 
-def _fingerprint(source: Path, record: dict[str, Any]) -> str:
+def _fingerprint(record: dict[str, Any]) -> str:
     """What identifies the deployed content: the archive hash, else the build inputs."""
     sha = record.get("archive_hashes", {}).get("sha256")
     if sha:
@@ -288,7 +288,7 @@ class _DeployRun:
 
     def fingerprint(self, record: dict[str, Any]) -> str:
         """What a deployed copy must have been deployed from (and how) to be left alone."""
-        fingerprint = _fingerprint(self.source, record)
+        fingerprint = _fingerprint(record)
         return (
             f"{fingerprint} +tests" if fingerprint and self.options.compile_tests else fingerprint
         )

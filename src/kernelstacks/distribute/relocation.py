@@ -11,11 +11,15 @@ from pathlib import Path
 
 from kernelstacks._support.errors import KernelstacksError
 from kernelstacks._support.processes import ProcessError, clean_env, run
+from kernelstacks.build import postinstall as _postinstall
 from kernelstacks_kernel import contract
 
 POSTINSTALL = Path(contract.POSTINSTALL)
 #: venvstacks' place for the step in a published or exported layer (kernelstacks' too).
 ROOT_POSTINSTALL = Path("postinstall.py")
+#: This kernelstacks' own post-install step (copied into archives and exports, and run as
+#: deploy's compile servers).
+CURRENT_POSTINSTALL = Path(_postinstall.__file__)
 
 
 def postinstall_script(layer: Path) -> Path | None:
@@ -29,7 +33,7 @@ def postinstall_script(layer: Path) -> Path | None:
 
 def current_postinstall() -> bytes:
     """This kernelstacks' post-install step (layers built by older versions get the new one)."""
-    return (Path(__file__).parent.parent / "build" / "postinstall.py").read_bytes()
+    return CURRENT_POSTINSTALL.read_bytes()
 
 
 def run_postinstall(python: Path, layer: Path, final: Path) -> None:
